@@ -1,0 +1,142 @@
+//! Pulse's sign-in core: configuration, accounts, passwords, lockout, sessions, encryption and
+//! storage. It knows nothing of Leptos or HTTP; the `server` and `app` crates adapt it.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod password;
+pub mod return_to;
+pub mod session;
+pub mod setup;
+pub mod store;
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use sqlx::SqlitePool;
+
+use crate::{
+    clock::Clock,
+    config::Config,
+    crypto::{Cipher, KeyError, KeyOrigin},
+    password::Passwords,
+    store::{lockout, settings, users},
+};
+
+pub use secrecy;
+
+/// Everything the adapters need, built once at start-up and shared.
+#[derive(Debug)]
+pub struct Core {
+    pub config: Config,
+    pub db: SqlitePool,
+    pub cipher: Cipher,
+    pub passwords: Passwords,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What start-up found, for the operator's log.
+#[derive(Debug)]
+pub struct StartupReport {
+    pub key_origin: KeyOrigin,
+    /// Set when no admin exists yet: the token the `/setup` link must carry.
+    pub setup_token: Option<SecretString>,
+    pub bootstrap_admin: Option<BootstrapOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapOutcome {
+    Created(String),
+    PasswordUpdated(String),
+    Unchanged(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database in {dir}: {source}")]
+    Database { dir: String, source: sqlx::Error },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("the data directory holds encrypted data but the encryption key is missing: restore {file} or set PULSE_ENCRYPTION_KEY to the key it held. Pulse will not create a new key over existing data.")]
+    KeyMissing { file: String },
+    #[error("the encryption key does not match the one that encrypted this data directory's secrets: restore the original {file} or set PULSE_ENCRYPTION_KEY to it.")]
+    KeyMismatch { file: String },
+    #[error("storage failed during start-up: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("password hashing failed during start-up: {0}")]
+    Password(#[from] password::PasswordError),
+    #[error("cannot write the setup token: {0}")]
+    SetupToken(std::io::Error),
+}
+
+impl Core {
+    /// Opens the store, loads (or creates) the key and proves it matches the stored data, applies
+    /// `PULSE_AUTH_USER`/`PULSE_AUTH_PASS`, and prepares the setup token when no admin exists.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<(Core, StartupReport), StartError> {
+        let db = store::open(&config.data_dir).await.map_err(|source| StartError::Database {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let key_file = config.data_dir.join(crypto::KEY_FILE_NAME).display().to_string();
+        let key_check = settings::get(&db, settings::KEY_CHECK).await?;
+        let (key, key_origin) = crypto::load_key(&config.data_dir, config.encryption_key.as_ref(), key_check.is_none())?
+            .ok_or(StartError::KeyMissing { file: key_file.clone() })?;
+        let cipher = Cipher::new(&key);
+        match key_check {
+            Some(sealed) => {
+                cipher
+                    .open(&sealed, settings::KEY_CHECK.as_bytes())
+                    .map_err(|_| StartError::KeyMismatch { file: key_file })?;
+            }
+            None => {
+                let sealed = cipher.seal(b"pulse", settings::KEY_CHECK.as_bytes());
+                settings::set(&db, settings::KEY_CHECK, &sealed, clock.now()).await?;
+            }
+        }
+        let passwords = Passwords::new().await?;
+        let core = Core { config, db, cipher, passwords, clock };
+        let bootstrap_admin = core.apply_bootstrap_admin().await?;
+        let setup_token = if users::any_local_admin(&core.db).await? {
+            None
+        } else {
+            Some(setup::ensure_token(&core.config.data_dir).map_err(StartError::SetupToken)?)
+        };
+        Ok((core, StartupReport { key_origin, setup_token, bootstrap_admin }))
+    }
+
+    /// Creates or updates the admin named by the environment; also lifts its lockout, which makes
+    /// the environment the recovery path for a locked-out or forgotten admin.
+    async fn apply_bootstrap_admin(&self) -> Result<Option<BootstrapOutcome>, StartError> {
+        let Some(admin) = &self.config.bootstrap_admin else {
+            return Ok(None);
+        };
+        let stored = users::password_hash_of(&self.db, &admin.username).await?;
+        let outcome = match &stored {
+            Some(hash) if self.passwords.verify(&admin.password, Some(hash)).await => {
+                BootstrapOutcome::Unchanged(admin.username.clone())
+            }
+            _ => {
+                let hash = self.passwords.hash(&admin.password).await?;
+                users::upsert_local_admin(&self.db, &admin.username, &hash, self.clock.now()).await?;
+                if stored.is_some() {
+                    BootstrapOutcome::PasswordUpdated(admin.username.clone())
+                } else {
+                    BootstrapOutcome::Created(admin.username.clone())
+                }
+            }
+        };
+        lockout::clear_account(&self.db, &admin.username).await?;
+        Ok(Some(outcome))
+    }
+
+    /// Whether the local form is hidden by environment or stored toggle.
+    pub async fn hide_local_login(&self) -> Result<bool, sqlx::Error> {
+        match self.config.hide_local_login {
+            Some(from_env) => Ok(from_env),
+            None => Ok(settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN).await?.unwrap_or(false)),
+        }
+    }
+}
