@@ -1,0 +1,70 @@
+//! Shared UI pieces: the logo, the centred card layout and the message banner.
+use leptos::prelude::*;
+
+#[component]
+pub fn Logo() -> impl IntoView {
+    view! {
+        <svg class="logo" viewBox="0 0 64 64" width="64" height="64" aria-hidden="true">
+            <circle cx="32" cy="32" r="32" class="logo-ring"></circle>
+            <circle cx="32" cy="32" r="22" class="logo-gap"></circle>
+            <circle cx="32" cy="32" r="18" class="logo-ring"></circle>
+            <circle cx="32" cy="32" r="7" class="logo-gap"></circle>
+        </svg>
+    }
+}
+
+/// The page frame used by the sign-in pages: logo, title, subtitle, then a card.
+#[component]
+pub fn AuthFrame(
+    #[prop(into)] title: String,
+    #[prop(into)] subtitle: String,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="auth-page">
+            <header class="auth-header">
+                <Logo/>
+                <h1>{title}</h1>
+                <p class="subtitle">{subtitle}</p>
+            </header>
+            <div class="card">{children()}</div>
+        </div>
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Error,
+    Info,
+    Success,
+}
+
+/// A message block. Errors are announced to screen readers as alerts, the rest politely.
+#[component]
+pub fn Banner(tone: Tone, #[prop(into)] message: String) -> impl IntoView {
+    let (class, role) = match tone {
+        Tone::Error => ("banner banner-error", "alert"),
+        Tone::Info => ("banner banner-info", "status"),
+        Tone::Success => ("banner banner-success", "status"),
+    };
+    view! { <div class=class role=role>{message}</div> }
+}
+
+/// The sentence shown for a sign-in failure code (from the JSON API or a form redirect).
+pub fn login_error_message(code: &str, remaining: Option<i64>, retry_after_secs: Option<i64>) -> String {
+    match code {
+        "invalid_credentials" => match remaining {
+            Some(0) | None => "Invalid username or password.".to_owned(),
+            Some(1) => "Invalid username or password. 1 attempt left before a 15-minute lock.".to_owned(),
+            Some(n) => format!("Invalid username or password. {n} attempts left before a 15-minute lock."),
+        },
+        "locked" => {
+            let minutes = retry_after_secs.map(|s| (s + 59) / 60).unwrap_or(15).max(1);
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            format!("Too many failed attempts. Sign-in is locked for {minutes} more {unit}; an administrator can unlock it sooner.")
+        }
+        "rate_limited" => "Too many requests. Wait a minute and try again.".to_owned(),
+        "invalid_request" => "Enter a username and a password.".to_owned(),
+        _ => "Sign-in failed because of a server problem. Try again, or check the Pulse log.".to_owned(),
+    }
+}
