@@ -2,7 +2,7 @@
 -- issuer + subject and have none.
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
-    username      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    username      TEXT    NOT NULL COLLATE NOCASE,
     password_hash TEXT,
     role          TEXT    NOT NULL CHECK (role IN ('admin', 'viewer')),
     email         TEXT,
@@ -12,6 +12,8 @@ CREATE TABLE users (
     updated_at    INTEGER NOT NULL,
     UNIQUE (oidc_issuer, oidc_subject)
 );
+-- Local usernames are unique; an SSO user may share a name with a local account (different issuer).
+CREATE UNIQUE INDEX users_local_username ON users (username) WHERE oidc_subject IS NULL;
 
 -- Failed sign-in attempts per account name and per client IP; survives restarts so a lockout
 -- cannot be lifted by restarting Pulse.

@@ -72,8 +72,13 @@ pub async fn get_login_options() -> Result<LoginOptions, ServerFnError> {
     let setup_required = !pulse_core::store::users::any_local_admin(&core.db)
         .await
         .map_err(crate::ssr::internal("reading accounts"))?;
-    // Hiding the form never applies while no SSO provider is usable: nobody gets locked out.
-    let sso_providers: Vec<SsoProvider> = Vec::new();
-    let hide = core.hide_local_login().await.map_err(crate::ssr::internal("reading settings"))?;
-    Ok(LoginOptions { hide_local_login: hide && !sso_providers.is_empty(), sso_providers, setup_required })
+    let sso_providers = core
+        .oidc
+        .buttons()
+        .into_iter()
+        .map(|b| SsoProvider { id: b.id.to_owned(), display_name: b.display_name, login_url: b.login_url.to_owned() })
+        .collect();
+    // The core never hides the form while SSO is unusable: nobody gets locked out.
+    let hide_local_login = core.hide_local_login().await.map_err(crate::ssr::internal("reading settings"))?;
+    Ok(LoginOptions { hide_local_login, sso_providers, setup_required })
 }

@@ -68,3 +68,24 @@ pub fn login_error_message(code: &str, remaining: Option<i64>, retry_after_secs:
         _ => "Sign-in failed because of a server problem. Try again, or check the Pulse log.".to_owned(),
     }
 }
+
+/// The sentence shown for an SSO failure code (`oidc_error` on the login page).
+pub fn oidc_error_message(code: &str) -> &'static str {
+    match code {
+        "idp_error" => "The identity provider refused the sign-in.",
+        "invalid_state" => "This sign-in link expired or was started in another browser. Start again with the button below.",
+        "exchange_failed" => "Pulse could not complete the sign-in with the identity provider. Try again; if it keeps failing, an administrator should check the client ID and secret.",
+        "invalid_id_token" => "The identity provider sent an identity Pulse cannot accept. An administrator should check the provider's settings and the Pulse log.",
+        "issuer_mismatch" => "The identity provider's issuer does not match Pulse's settings. An administrator should check the issuer URL (including any trailing slash).",
+        "audience_mismatch" => "The identity provider issued the sign-in for another application. An administrator should check the client ID.",
+        "token_expired" => "The sign-in expired before it reached Pulse. Check that this server's clock is correct, then try again.",
+        "invalid_signature" => "The identity provider's signature could not be verified (RS256 is required). An administrator should check the provider's signing key.",
+        "nonce_mismatch" => "The sign-in response did not belong to this sign-in attempt. Start again.",
+        "email_restricted" => "Your email address is not allowed to use Pulse. Ask your administrator.",
+        "domain_restricted" => "Your email domain is not allowed to use Pulse. Ask your administrator.",
+        "group_restricted" => "Your account is not in a group allowed to use Pulse. Ask your administrator.",
+        "provider_unavailable" => "The identity provider could not be reached. Try again in a moment; if it persists, an administrator should check the issuer URL and network.",
+        "not_configured" => "Single sign-on is not configured. Sign in with your username and password, or ask your administrator.",
+        _ => "Single sign-on failed. Try again, or ask your administrator to check the Pulse log.",
+    }
+}

@@ -78,3 +78,53 @@ async fn check(
         AfterFailure::LockedUntil(until) => Err(LoginError::Locked { until }),
     }
 }
+
+/// Completes an SSO sign-in: records the user (keyed by issuer + subject) and the audit entry.
+pub async fn record_sso_login(
+    core: &Core,
+    completed: &crate::oidc::flow::CompletedLogin,
+    ip: &str,
+) -> Result<crate::session::SessionUser, sqlx::Error> {
+    let now = core.clock.now();
+    let identity = &completed.identity;
+    let role = if identity.is_admin { users::Role::Admin } else { users::Role::Viewer };
+    let user = users::upsert_oidc(
+        &core.db,
+        &completed.issuer,
+        &identity.subject,
+        &identity.username,
+        identity.email.as_deref(),
+        role,
+        now,
+    )
+    .await?;
+    let entry = AuditEvent {
+        username: Some(&user.username),
+        ip: Some(ip),
+        method: Some("oidc"),
+        ..AuditEvent::new("login", Outcome::Success)
+    };
+    audit::record(&core.db, now, &entry).await?;
+    Ok(crate::session::SessionUser {
+        user_id: user.id,
+        username: user.username,
+        email: user.email,
+        groups: identity.groups.clone(),
+        role,
+        auth_method: crate::session::AuthMethod::Oidc,
+        signed_in_at: now.unix_timestamp(),
+    })
+}
+
+/// Records a refused SSO sign-in with its reason code.
+pub async fn record_sso_failure(core: &Core, code: &str, ip: &str) {
+    let entry = AuditEvent {
+        reason: Some(code),
+        ip: Some(ip),
+        method: Some("oidc"),
+        ..AuditEvent::new("login", Outcome::Failure)
+    };
+    if let Err(err) = audit::record(&core.db, core.clock.now(), &entry).await {
+        tracing::error!(error = %err, "could not write the audit log");
+    }
+}

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub auth_pass: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
     pub hide_local_login: Option<String>,
+    pub oidc_env: crate::oidc::settings::OidcEnv,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub encryption_key: Option<SecretString>,
     /// `Some` when `PULSE_AUTH_HIDE_LOCAL_LOGIN` is set; it then overrides the stored toggle.
     pub hide_local_login: Option<bool>,
+    /// The OIDC_* variables; invalid ones disable SSO with a logged reason, they never stop Pulse.
+    pub oidc_env: crate::oidc::settings::OidcEnv,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -135,6 +138,7 @@ impl Config {
                 bootstrap_admin,
                 encryption_key: raw.encryption_key,
                 hide_local_login,
+                oidc_env: raw.oidc_env,
             }),
             _ => Err(errors),
         }
@@ -245,6 +249,7 @@ mod tests {
             auth_pass: Some(SecretString::from("short")),
             encryption_key: Some(SecretString::from("dG9vIHNob3J0")),
             hide_local_login: Some("maybe".into()),
+            ..RawConfig::default()
         })
         .err()
         .ok_or("expected errors")?;

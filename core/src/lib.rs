@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod oidc;
 pub mod crypto;
 pub mod password;
 pub mod return_to;
@@ -36,6 +37,7 @@ pub struct Core {
     pub cipher: Cipher,
     pub passwords: Passwords,
     pub clock: Arc<dyn Clock>,
+    pub oidc: oidc::service::OidcService,
 }
 
 /// What start-up found, for the operator's log.
@@ -97,7 +99,8 @@ impl Core {
             }
         }
         let passwords = Passwords::new().await?;
-        let core = Core { config, db, cipher, passwords, clock };
+        let oidc = oidc::service::OidcService::load(&db, &cipher, config.oidc_env.clone()).await?;
+        let core = Core { config, db, cipher, passwords, clock, oidc };
         let bootstrap_admin = core.apply_bootstrap_admin().await?;
         let setup_token = if users::any_local_admin(&core.db).await? {
             None
@@ -132,11 +135,13 @@ impl Core {
         Ok(Some(outcome))
     }
 
-    /// Whether the local form is hidden by environment or stored toggle.
+    /// Whether the local form is hidden (environment or stored toggle). Hiding never applies
+    /// while SSO is not usable, so nobody can be locked out by it.
     pub async fn hide_local_login(&self) -> Result<bool, sqlx::Error> {
-        match self.config.hide_local_login {
-            Some(from_env) => Ok(from_env),
-            None => Ok(settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN).await?.unwrap_or(false)),
-        }
+        let requested = match self.config.hide_local_login {
+            Some(from_env) => from_env,
+            None => settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN).await?.unwrap_or(false),
+        };
+        Ok(requested && self.oidc.active().is_some())
     }
 }

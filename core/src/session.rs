@@ -78,3 +78,117 @@ pub async fn sign_in(
 pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
     session.flush().await
 }
+
+const PENDING_KEY: &str = "pulse.oidc.pending";
+const TOKENS_KEY: &str = "pulse.oidc.tokens";
+const BINDING_KEY: &str = "pulse.binding";
+/// Sign-ins one browser may have in flight at once (several tabs); the oldest is dropped beyond.
+const MAX_PENDING: usize = 8;
+
+/// A started SSO sign-in, sealed: the PKCE verifier and nonce are secrets even at rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SealedPending {
+    state: String,
+    created_at: i64,
+    sealed: String,
+}
+
+fn pending_aad(state: &str) -> Vec<u8> {
+    format!("oidc.pending:{state}").into_bytes()
+}
+
+/// Remembers a started sign-in in this browser's session.
+pub async fn remember_pending(
+    session: &Session,
+    cipher: &crate::crypto::Cipher,
+    pending: &crate::oidc::flow::PendingLogin,
+) -> Result<(), SessionError> {
+    let mut all: Vec<SealedPending> = session.get(PENDING_KEY).await?.unwrap_or_default();
+    let json = serde_json::to_vec(pending).unwrap_or_default();
+    all.push(SealedPending {
+        state: pending.state.clone(),
+        created_at: pending.created_at,
+        sealed: cipher.seal(&json, &pending_aad(&pending.state)),
+    });
+    all.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+    all.truncate(MAX_PENDING);
+    session.insert(PENDING_KEY, all).await
+}
+
+/// Removes and returns the sign-in started in this browser for `state` (single use).
+pub async fn take_pending(
+    session: &Session,
+    cipher: &crate::crypto::Cipher,
+    state: &str,
+) -> Result<Option<crate::oidc::flow::PendingLogin>, SessionError> {
+    let mut all: Vec<SealedPending> = session.get(PENDING_KEY).await?.unwrap_or_default();
+    let Some(index) = all.iter().position(|p| p.state == state) else {
+        return Ok(None);
+    };
+    let found = all.remove(index);
+    session.insert(PENDING_KEY, all).await?;
+    Ok(cipher
+        .open(&found.sealed, &pending_aad(state))
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok()))
+}
+
+/// The SSO tokens as stored: sealed with the session's random binding as associated data, so a
+/// ciphertext copied into another session does not open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredTokens {
+    id_token: String,
+    refresh_token: Option<String>,
+    access_token: String,
+    access_expires_at: Option<i64>,
+    sid: Option<String>,
+}
+
+fn tokens_aad(binding: &str) -> Vec<u8> {
+    format!("session-tokens:{binding}").into_bytes()
+}
+
+/// Starts an SSO session: new id, the user, and the token set sealed.
+pub async fn sign_in_sso(
+    session: &Session,
+    cipher: &crate::crypto::Cipher,
+    user: &SessionUser,
+    tokens: &crate::oidc::flow::TokenSet,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> Result<(), SessionError> {
+    use secrecy::ExposeSecret;
+    sign_in(session, user, lifetime, now).await?;
+    let binding = random_binding();
+    let stored = StoredTokens {
+        id_token: tokens.id_token.expose_secret().to_owned(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        access_expires_at: tokens.access_expires_at.map(OffsetDateTime::unix_timestamp),
+        sid: tokens.sid.clone(),
+    };
+    let json = serde_json::to_vec(&stored).unwrap_or_default();
+    session.insert(BINDING_KEY, &binding).await?;
+    session.insert(TOKENS_KEY, cipher.seal(&json, &tokens_aad(&binding))).await
+}
+
+/// The ID token of the session's SSO sign-in, for `id_token_hint` at logout.
+pub async fn id_token(session: &Session, cipher: &crate::crypto::Cipher) -> Result<Option<secrecy::SecretString>, SessionError> {
+    let (Some(binding), Some(sealed)) =
+        (session.get::<String>(BINDING_KEY).await?, session.get::<String>(TOKENS_KEY).await?)
+    else {
+        return Ok(None);
+    };
+    Ok(cipher
+        .open(&sealed, &tokens_aad(&binding))
+        .ok()
+        .and_then(|json| serde_json::from_slice::<StoredTokens>(&json).ok())
+        .map(|t| secrecy::SecretString::from(t.id_token)))
+}
+
+fn random_binding() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -45,13 +45,17 @@ pub async fn security_status(State(state): State<AppState>, session: Session) ->
     let has_authentication = pulse_core::store::users::any_local_admin(&core.db)
         .await
         .map_err(|e| ApiError::internal("reading accounts", e))?;
-    let sso_providers: Vec<Value> = Vec::new();
+    let sso_providers: Vec<Value> = core
+        .oidc
+        .buttons()
+        .into_iter()
+        .map(|b| json!({ "id": b.id, "displayName": b.display_name, "loginUrl": b.login_url }))
+        .collect();
     let hide = core.hide_local_login().await.map_err(|e| ApiError::internal("reading settings", e))?;
     Ok(Json(SecurityStatus {
         has_authentication,
         sso_enabled: !sso_providers.is_empty(),
-        // Hiding never applies without a working SSO provider.
-        hide_local_login: hide && !sso_providers.is_empty(),
+        hide_local_login: hide,
         sso_providers,
         authenticated: user.is_some(),
         user: user.map(|u| {

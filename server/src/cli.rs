@@ -6,13 +6,38 @@ use clap::{Args, Parser, Subcommand};
 use pulse_core::{config::RawConfig, secrecy::SecretString};
 
 #[derive(Debug, Parser)]
-#[command(name = "pulse", version, about = "Pulse: monitoring for Proxmox, Docker and Kubernetes — sign-in and single sign-on.")]
+#[command(
+    name = "pulse",
+    version,
+    about = "Pulse: monitoring for Proxmox, Docker and Kubernetes — sign-in and single sign-on.",
+    after_help = OIDC_HELP
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// Single sign-on is configured in Settings › Security or by these variables (each overrides its field).
+const OIDC_HELP: &str = "Single sign-on (OpenID Connect) environment variables:
+  OIDC_ENABLED            enable SSO [default: false]
+  OIDC_ISSUER_URL         issuer, https (http only for localhost) [default: none]
+  OIDC_CLIENT_ID          client id [default: none]
+  OIDC_CLIENT_SECRET      client secret; stored encrypted [default: none = public client with PKCE]
+  OIDC_REDIRECT_URL       [default: <public URL>/api/oidc/callback]
+  OIDC_LOGOUT_URL         end-session URL [default: discovery's end_session_endpoint]
+  OIDC_SCOPES             [default: openid profile email]; add offline_access for long sessions, groups for groups
+  OIDC_USERNAME_CLAIM     [default: preferred_username] (dot paths like realm_access.roles allowed)
+  OIDC_EMAIL_CLAIM        [default: email]
+  OIDC_GROUPS_CLAIM       [default: groups]
+  OIDC_ALLOWED_GROUPS     comma/space separated [default: empty = anyone the provider authenticates]
+  OIDC_ALLOWED_DOMAINS    [default: empty]
+  OIDC_ALLOWED_EMAILS     [default: empty]
+  OIDC_ADMIN_GROUPS       [default: empty = every allowed SSO user is admin]
+  OIDC_DISPLAY_NAME       button label [default: Single Sign-On]
+  OIDC_PROMPT             none | consent | login | select_account [default: consent when offline_access is asked, else none]
+  OIDC_CA_BUNDLE          extra CA certificates (PEM file) [default: built-in roots]";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -68,6 +93,7 @@ impl Settings {
             auth_pass: self.auth_pass.map(SecretString::from),
             encryption_key: self.encryption_key.map(SecretString::from),
             hide_local_login: self.hide_local_login,
+            oidc_env: pulse_core::oidc::settings::OidcEnv::from_lookup(|name| std::env::var(name).ok()),
         }
     }
 }

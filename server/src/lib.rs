@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod forms;
+pub mod oidc;
 pub mod pages;
 pub mod security;
 pub mod state;
@@ -85,6 +86,8 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .route("/api/security/status", get(api::security_status))
         .route("/api/logout", post(api::logout))
         .route("/logout", post(forms::logout))
+        .route("/api/oidc/login", get(oidc::login))
+        .route("/api/oidc/callback", get(oidc::callback))
         .merge(auth_routes)
         .route(
             "/api/fn/{*name}",

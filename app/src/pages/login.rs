@@ -5,7 +5,7 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{get_login_options, LoginOptions, LoginRequest},
     browser::{self, LoginReply},
-    components::{login_error_message, AuthFrame, Banner, Tone},
+    components::{login_error_message, oidc_error_message, AuthFrame, Banner, Tone},
 };
 
 #[component]
@@ -18,6 +18,15 @@ pub fn LoginPage() -> impl IntoView {
     let initial_error = param("error").map(|code| {
         let number = |name: &str| param(name).and_then(|v| v.parse::<i64>().ok());
         login_error_message(&code, number("remaining"), number("retry_after"))
+    });
+    let sso_error = (param("oidc").as_deref() == Some("error")).then(|| {
+        let code = param("oidc_error").unwrap_or_default();
+        let mut message = oidc_error_message(&code).to_owned();
+        if let Some(description) = param("oidc_error_description").filter(|_| code == "idp_error") {
+            // Shown as text (escaped by the renderer), never as markup.
+            message.push_str(&format!(" The provider said: \u{201c}{description}\u{201d}"));
+        }
+        message
     });
     let notice = if param("logged_out").is_some() {
         Some("You have been signed out.")
@@ -32,6 +41,7 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <AuthFrame title="Welcome to Pulse" subtitle="Enter your credentials to continue">
             {notice.map(|text| view! { <Banner tone=Tone::Success message=text/> })}
+            {sso_error.map(|text| view! { <Banner tone=Tone::Error message=text/> })}
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new({
                     let return_to = return_to.clone();

@@ -129,7 +129,7 @@ pub async fn upsert_local_admin(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO users (username, password_hash, role, created_at, updated_at)
          VALUES (?1, ?2, 'admin', ?3, ?3)
-         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = 'admin',
+         ON CONFLICT (username) WHERE oidc_subject IS NULL DO UPDATE SET password_hash = excluded.password_hash, role = 'admin',
              updated_at = excluded.updated_at
          RETURNING id",
     )
@@ -139,6 +139,34 @@ pub async fn upsert_local_admin(
     .fetch_one(db)
     .await?;
     Ok(User { id, username: username.to_owned(), role: Role::Admin, email: None })
+}
+
+/// Creates or updates the SSO user identified by issuer + subject (never by username).
+pub async fn upsert_oidc(
+    db: &SqlitePool,
+    issuer: &str,
+    subject: &str,
+    username: &str,
+    email: Option<&str>,
+    role: Role,
+    now: OffsetDateTime,
+) -> Result<User, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (username, email, role, oidc_issuer, oidc_subject, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (oidc_issuer, oidc_subject) DO UPDATE SET username = excluded.username,
+             email = excluded.email, role = excluded.role, updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(username)
+    .bind(email)
+    .bind(role.as_str())
+    .bind(issuer)
+    .bind(subject)
+    .bind(unix(now))
+    .fetch_one(db)
+    .await?;
+    Ok(User { id, username: username.to_owned(), role, email: email.map(str::to_owned) })
 }
 
 /// The stored hash of a local account, to tell whether an environment password changed.
@@ -167,6 +195,21 @@ mod tests {
         assert!(any_local_admin(&db).await?);
         let found = find_local(&db, "ADMIN").await?.map(|c| c.user.username);
         assert_eq!(found.as_deref(), Some("admin"), "usernames match case-insensitively");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn sso_users_are_keyed_by_issuer_and_subject() -> Result<(), sqlx::Error> {
+        let db = open_in_memory().await?;
+        let now = OffsetDateTime::now_utc();
+        create_first_admin(&db, "alice", "hash", now).await?;
+        // Same name as a local account, and renamed at the provider later: still one SSO user.
+        let first = upsert_oidc(&db, "https://idp", "sub-1", "alice", None, Role::Viewer, now).await?;
+        let renamed = upsert_oidc(&db, "https://idp", "sub-1", "alice2", Some("a@x.io"), Role::Admin, now).await?;
+        assert_eq!(first.id, renamed.id);
+        let other_idp = upsert_oidc(&db, "https://other", "sub-1", "alice", None, Role::Viewer, now).await?;
+        assert_ne!(first.id, other_idp.id);
+        assert_eq!(find_by_id(&db, first.id).await?.map(|u| u.username), Some("alice2".to_owned()));
         Ok(())
     }
 

@@ -1,0 +1,145 @@
+//! SSO as the rest of Pulse uses it: the effective settings (stored, overridden by environment),
+//! the HTTP client and provider cache, and sign-in completion (user record, audit).
+use std::sync::{Arc, RwLock};
+
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+
+use super::{
+    flow::{self, ActiveConfig, CallbackParams, CompletedLogin, PendingLogin},
+    provider::{self, ProviderCache},
+    settings::{self, OidcEnv, OidcSettings},
+    OidcErrorCode, OidcFailure,
+};
+use crate::{crypto::Cipher, setup::FieldError};
+
+#[derive(Debug)]
+struct Loaded {
+    active: Option<Arc<ActiveConfig>>,
+    http: reqwest::Client,
+    problems: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct OidcService {
+    env: OidcEnv,
+    loaded: RwLock<Arc<Loaded>>,
+    cache: ProviderCache,
+}
+
+/// What the login page shows for SSO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoButton {
+    pub id: &'static str,
+    pub display_name: String,
+    pub login_url: &'static str,
+}
+
+impl OidcService {
+    /// Reads the stored settings, overlays the environment and validates. Invalid settings leave
+    /// SSO disabled (local sign-in keeps working) and are reported, naming the variable.
+    pub async fn load(db: &SqlitePool, cipher: &Cipher, env: OidcEnv) -> Result<OidcService, sqlx::Error> {
+        let loaded = Self::compute(db, cipher, &env).await?;
+        Ok(OidcService { env, loaded: RwLock::new(Arc::new(loaded)), cache: ProviderCache::default() })
+    }
+
+    async fn compute(db: &SqlitePool, cipher: &Cipher, env: &OidcEnv) -> Result<Loaded, sqlx::Error> {
+        let mut effective = settings::load_stored(db).await?;
+        let mut problems = env.apply(&mut effective);
+        problems.extend(effective.validate());
+        let client_secret = match env.client_secret() {
+            Some(secret) => Some(secret.clone()),
+            None => settings::load_client_secret(db, cipher).await?,
+        };
+        let ca_bundle = Some(effective.ca_bundle.trim()).filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let http = match provider::http_client(ca_bundle.as_deref()) {
+            Ok(client) => client,
+            Err(message) => {
+                problems.push(FieldError { field: "ca_bundle", message });
+                reqwest::Client::new()
+            }
+        };
+        for problem in &problems {
+            let variable = env.managing(problem.field).map(|v| format!(" ({v})")).unwrap_or_default();
+            tracing::error!("single sign-on is disabled: {}{variable}: {}", problem.field, problem.message);
+        }
+        let active = (effective.enabled && problems.is_empty())
+            .then(|| Arc::new(ActiveConfig { settings: effective, client_secret }));
+        Ok(Loaded { active, http, problems })
+    }
+
+    /// Re-reads settings after they changed; cached discovery for the old ones is dropped.
+    pub async fn reload(&self, db: &SqlitePool, cipher: &Cipher) -> Result<(), sqlx::Error> {
+        let loaded = Self::compute(db, cipher, &self.env).await?;
+        self.cache.clear().await;
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        Ok(())
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn env(&self) -> &OidcEnv {
+        &self.env
+    }
+
+    /// The configuration in force, when SSO is enabled and valid.
+    pub fn active(&self) -> Option<Arc<ActiveConfig>> {
+        self.loaded().active.clone()
+    }
+
+    pub fn problems(&self) -> Vec<FieldError> {
+        self.loaded().problems.clone()
+    }
+
+    pub fn buttons(&self) -> Vec<SsoButton> {
+        self.active()
+            .map(|active| SsoButton {
+                id: "oidc",
+                display_name: active.settings.display_name.clone(),
+                login_url: "/api/oidc/login",
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// The redirect URI to send: the configured one, else `<base>/api/oidc/callback`.
+    pub fn redirect_uri(active: &ActiveConfig, base_url: &str) -> String {
+        if active.settings.redirect_url.is_empty() {
+            format!("{}/api/oidc/callback", base_url.trim_end_matches('/'))
+        } else {
+            active.settings.redirect_url.clone()
+        }
+    }
+
+    pub async fn start_login(
+        &self,
+        base_url: &str,
+        return_to: &str,
+        now: OffsetDateTime,
+    ) -> Result<(String, PendingLogin), OidcFailure> {
+        let loaded = self.loaded();
+        let active = loaded.active.clone().ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
+        let redirect_uri = Self::redirect_uri(&active, base_url);
+        flow::start_login(&loaded.http, &self.cache, &active, &redirect_uri, return_to, now).await
+    }
+
+    pub async fn finish_login(
+        &self,
+        pending: Option<PendingLogin>,
+        params: &CallbackParams,
+        now: OffsetDateTime,
+    ) -> Result<CompletedLogin, OidcFailure> {
+        let loaded = self.loaded();
+        let active = loaded.active.clone().ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
+        flow::finish_login(&loaded.http, &self.cache, &active, pending, params, now).await
+    }
+
+    /// The settings as stored and overridden, for the admin screen (no secret).
+    pub async fn effective_settings(&self, db: &SqlitePool) -> Result<OidcSettings, sqlx::Error> {
+        let mut effective = settings::load_stored(db).await?;
+        let _ = self.env.apply(&mut effective);
+        Ok(effective)
+    }
+}

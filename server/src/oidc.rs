@@ -1,0 +1,134 @@
+//! The SSO routes: `GET /api/oidc/login` starts the code flow, `GET /api/oidc/callback` finishes
+//! it. Both only adapt `pulse_core::oidc`; every failure becomes a redirect to the login page with
+//! a code (never a 5xx), and its cause goes to the log with a request id.
+use axum::{
+    extract::{Query, RawQuery, State},
+    http::{header, HeaderMap},
+    response::Redirect,
+    Extension,
+};
+use pulse_core::{
+    auth,
+    oidc::{flow::CallbackParams, OidcErrorCode, OidcFailure},
+    return_to::return_to_or_home,
+    session::{self, DEFAULT_LIFETIME},
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::{client::ClientContext, error::new_request_id, state::AppState};
+
+/// The origin browsers use to reach Pulse: the public URL, else this request's scheme and host.
+pub fn base_url(state: &AppState, headers: &HeaderMap, client: &ClientContext) -> String {
+    if let Some(url) = &state.core.config.public_url {
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let forwarded_host = client
+        .https
+        .then(|| headers.get("x-forwarded-host").and_then(|v| v.to_str().ok()))
+        .flatten();
+    format!("{}://{}", if client.https { "https" } else { "http" }, forwarded_host.unwrap_or(host))
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Logs a failure and sends the browser to the login page with its code.
+fn fail(failure: &OidcFailure, client: &ClientContext) -> Redirect {
+    let request_id = new_request_id();
+    tracing::warn!(%request_id, ip = %client.ip, code = %failure.code, cause = %failure.cause, "single sign-on failed");
+    let mut url = format!("/login?oidc=error&oidc_error={}", failure.code);
+    if let Some(description) = &failure.idp_description {
+        let short: String = description.chars().take(300).collect();
+        url.push_str(&format!("&oidc_error_description={}", encode(&short)));
+    }
+    Redirect::to(&url)
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(rename = "returnTo")]
+    return_to: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientContext>,
+    headers: HeaderMap,
+    session: Session,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Redirect {
+    let return_to = return_to_or_home(query.ok().and_then(|Query(q)| q.return_to).as_deref());
+    let core = &state.core;
+    let now = core.clock.now();
+    let base = base_url(&state, &headers, &client);
+    match core.oidc.start_login(&base, &return_to, now).await {
+        Ok((url, pending)) => match session::remember_pending(&session, &core.cipher, &pending).await {
+            Ok(()) => Redirect::to(&url),
+            Err(err) => fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("session: {err}")), &client),
+        },
+        Err(failure) => {
+            auth::record_sso_failure(core, failure.code.as_str(), &client.ip_string()).await;
+            fail(&failure, &client)
+        }
+    }
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientContext>,
+    session: Session,
+    RawQuery(raw): RawQuery,
+) -> Redirect {
+    let core = &state.core;
+    let now = core.clock.now();
+    // Garbage query strings are refused as an invalid state, not a 400 page: the user gets the
+    // login page with a sentence, whatever the provider (or an attacker) sent.
+    let params: CallbackParams = raw
+        .as_deref()
+        .and_then(|q| serde_urlencoded_like(q))
+        .unwrap_or_default();
+    let pending = match params.state.as_deref() {
+        Some(state_value) => session::take_pending(&session, &core.cipher, state_value).await.ok().flatten(),
+        None => None,
+    };
+    let completed = match core.oidc.finish_login(pending, &params, now).await {
+        Ok(completed) => completed,
+        Err(failure) => {
+            auth::record_sso_failure(core, failure.code.as_str(), &client.ip_string()).await;
+            return fail(&failure, &client);
+        }
+    };
+    let user = match auth::record_sso_login(core, &completed, &client.ip_string()).await {
+        Ok(user) => user,
+        Err(err) => {
+            return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("storing the user: {err}")), &client)
+        }
+    };
+    if let Err(err) = session::sign_in_sso(&session, &core.cipher, &user, &completed.tokens, DEFAULT_LIFETIME, now).await {
+        return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("starting the session: {err}")), &client);
+    }
+    tracing::info!(user = %user.username, ip = %client.ip, method = "oidc", admin = user.is_admin(), "signed in");
+    Redirect::to(&return_to_or_home(Some(&completed.return_to)))
+}
+
+/// Parses the callback query leniently: unknown keys ignored, the first value of a key wins.
+fn serde_urlencoded_like(query: &str) -> Option<CallbackParams> {
+    let mut params = CallbackParams::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "iss" => &mut params.iss,
+            "error" => &mut params.error,
+            "error_description" => &mut params.error_description,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value.into_owned());
+        }
+    }
+    Some(params)
+}
