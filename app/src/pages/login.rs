@@ -85,7 +85,7 @@ fn LoginChoices(
             } else {
                 format!("{}?returnTo={}", provider.login_url, encode_component(&return_to))
             };
-            view! { <a class="button button-sso" href=href>{format!("Continue with {}", provider.display_name)}</a> }
+            view! { <a class="button button-sso" href=href rel="external">{format!("Continue with {}", provider.display_name)}</a> }
         })
         .collect_view();
     view! {
