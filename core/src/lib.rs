@@ -132,6 +132,9 @@ impl Core {
             }
         };
         lockout::clear_account(&self.db, &admin.username).await?;
+        // The failures that locked the account also locked the address they came from: usually
+        // the admin's own. Without this the recovery path still answers "locked" for 15 minutes.
+        lockout::clear_ips(&self.db).await?;
         Ok(Some(outcome))
     }
 

@@ -128,9 +128,16 @@ pub async fn login(
     Ok(Json(json!({ "ok": true, "redirectUrl": redirect })))
 }
 
-/// Ends the session; shared by the JSON API and the form. Returns where the browser goes next.
-pub async fn sign_out(state: &AppState, session: &Session, client: &ClientContext) -> Result<String, ApiError> {
+/// Ends the session; shared by the JSON API and the form. Returns where the browser goes next:
+/// the provider's end-session URL for SSO sessions, else the login page.
+pub async fn sign_out(
+    state: &AppState,
+    session: &Session,
+    client: &ClientContext,
+    base_url: &str,
+) -> Result<String, ApiError> {
     let user = session::current_user(session).await.ok().flatten();
+    let id_token = session::id_token(session, &state.core.cipher).await.ok().flatten();
     // The local session ends first, whatever happens next.
     session::sign_out(session).await.map_err(|e| ApiError::internal("ending the session", e))?;
     if let Some(user) = &user {
@@ -146,14 +153,24 @@ pub async fn sign_out(state: &AppState, session: &Session, client: &ClientContex
         }
         tracing::info!(user = %user.username, ip = %client.ip, "signed out");
     }
-    Ok("/login?logged_out=1".to_owned())
+    let signed_out_page = "/login?logged_out=1";
+    if user.is_some_and(|u| u.auth_method == session::AuthMethod::Oidc) {
+        let back = format!("{}{signed_out_page}", base_url.trim_end_matches('/'));
+        let now = state.core.clock.now();
+        if let Some(url) = state.core.oidc.end_session_url(id_token.as_ref(), &back, now).await {
+            return Ok(url);
+        }
+    }
+    Ok(signed_out_page.to_owned())
 }
 
 pub async fn logout(
     State(state): State<AppState>,
     Extension(client): Extension<ClientContext>,
+    headers: axum::http::HeaderMap,
     session: Session,
 ) -> Result<Json<Value>, ApiError> {
-    let redirect = sign_out(&state, &session, &client).await?;
+    let base = crate::oidc::base_url(&state, &headers, &client);
+    let redirect = sign_out(&state, &session, &client, &base).await?;
     Ok(Json(json!({ "redirectUrl": redirect })))
 }

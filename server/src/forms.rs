@@ -69,9 +69,11 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Extension(client): Extension<ClientContext>,
+    headers: axum::http::HeaderMap,
     session: Session,
 ) -> Redirect {
-    match sign_out(&state, &session, &client).await {
+    let base = crate::oidc::base_url(&state, &headers, &client);
+    match sign_out(&state, &session, &client, &base).await {
         Ok(next) => Redirect::to(&next),
         Err(_) => Redirect::to("/login"),
     }

@@ -37,6 +37,8 @@ pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Clien
 #[derive(Debug, Clone)]
 pub struct Discovered {
     pub metadata: CoreProviderMetadata,
+    /// RP-initiated logout endpoint (not part of the core metadata type).
+    pub end_session_endpoint: Option<String>,
     pub fetched_at: OffsetDateTime,
 }
 
@@ -75,8 +77,11 @@ pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime)
     if discovered_issuer != issuer {
         return Err(OidcFailure::new(OidcErrorCode::IssuerMismatch, issuer_mismatch_message(issuer, &discovered_issuer)));
     }
+    let end_session_endpoint = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|doc| doc.get("end_session_endpoint").and_then(|v| v.as_str()).map(str::to_owned));
     let jwks = fetch_jwks(http, &metadata).await?;
-    Ok(Discovered { metadata: metadata.set_jwks(jwks), fetched_at: now })
+    Ok(Discovered { metadata: metadata.set_jwks(jwks), end_session_endpoint, fetched_at: now })
 }
 
 async fn fetch_jwks(
@@ -118,7 +123,7 @@ impl ProviderCache {
         let cached = self.current.read().await.clone()?;
         match fetch_jwks(http, &cached.metadata).await {
             Ok(jwks) => {
-                let updated = Discovered { metadata: cached.metadata.set_jwks(jwks), fetched_at: cached.fetched_at };
+                let updated = Discovered { metadata: cached.metadata.set_jwks(jwks), ..cached };
                 *self.current.write().await = Some(updated.clone());
                 tracing::info!("refreshed the provider's signing keys");
                 Some(updated)

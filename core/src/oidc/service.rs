@@ -136,6 +136,41 @@ impl OidcService {
         flow::finish_login(&loaded.http, &self.cache, &active, pending, params, now).await
     }
 
+    /// Where to send the browser after the local session ended: the provider's end-session URL
+    /// with `id_token_hint`, `post_logout_redirect_uri`, `client_id` and `state`; `None` when SSO
+    /// is off or the provider offers no end-session endpoint.
+    pub async fn end_session_url(
+        &self,
+        id_token: Option<&secrecy::SecretString>,
+        post_logout_redirect_uri: &str,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let loaded = self.loaded();
+        let active = loaded.active.clone()?;
+        let endpoint = if active.settings.logout_url.is_empty() {
+            match self.cache.get(&loaded.http, &active.settings.issuer_url, now).await {
+                Ok(discovered) => discovered.end_session_endpoint?,
+                Err(failure) => {
+                    tracing::warn!(cause = %failure.cause, "cannot reach the provider to end its session");
+                    return None;
+                }
+            }
+        } else {
+            active.settings.logout_url.clone()
+        };
+        let mut url = url::Url::parse(&endpoint).ok()?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(token) = id_token {
+                query.append_pair("id_token_hint", secrecy::ExposeSecret::expose_secret(token));
+            }
+            query.append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+            query.append_pair("client_id", &active.settings.client_id);
+            query.append_pair("state", openidconnect::CsrfToken::new_random().secret());
+        }
+        Some(url.to_string())
+    }
+
     /// The settings as stored and overridden, for the admin screen (no secret).
     pub async fn effective_settings(&self, db: &SqlitePool) -> Result<OidcSettings, sqlx::Error> {
         let mut effective = settings::load_stored(db).await?;

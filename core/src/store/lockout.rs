@@ -109,6 +109,12 @@ pub async fn clear_account(db: &SqlitePool, account: &str) -> Result<(), sqlx::E
     Ok(())
 }
 
+/// Lifts every per-IP lock and forgets per-IP failures. An admin who locks their account with
+/// wrong passwords locks their own address too, so lifting the account alone does not let them in.
+pub async fn clear_ips(db: &SqlitePool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM login_failures WHERE scope = 'ip'").execute(db).await?.rows_affected())
+}
+
 /// Lifts every lock and forgets every failure: the recovery path of `pulse admin reset-lockout`.
 pub async fn clear_all(db: &SqlitePool) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM login_failures").execute(db).await?.rows_affected())
