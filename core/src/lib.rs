@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod password;
 pub mod return_to;
 pub mod session;
+pub mod session_refresh;
 pub mod setup;
 pub mod store;
 
@@ -38,6 +39,7 @@ pub struct Core {
     pub passwords: Passwords,
     pub clock: Arc<dyn Clock>,
     pub oidc: oidc::service::OidcService,
+    pub refresh: session_refresh::RefreshCoordinator,
 }
 
 /// What start-up found, for the operator's log.
@@ -100,7 +102,7 @@ impl Core {
         }
         let passwords = Passwords::new().await?;
         let oidc = oidc::service::OidcService::load(&db, &cipher, config.oidc_env.clone()).await?;
-        let core = Core { config, db, cipher, passwords, clock, oidc };
+        let core = Core { config, db, cipher, passwords, clock, oidc, refresh: Default::default() };
         let bootstrap_admin = core.apply_bootstrap_admin().await?;
         let setup_token = if users::any_local_admin(&core.db).await? {
             None

@@ -136,12 +136,14 @@ pub async fn take_pending(
 /// The SSO tokens as stored: sealed with the session's random binding as associated data, so a
 /// ciphertext copied into another session does not open.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredTokens {
-    id_token: String,
-    refresh_token: Option<String>,
-    access_token: String,
-    access_expires_at: Option<i64>,
-    sid: Option<String>,
+pub struct StoredTokens {
+    pub id_token: String,
+    pub refresh_token: Option<String>,
+    pub access_token: String,
+    pub access_issued_at: i64,
+    pub access_expires_at: Option<i64>,
+    pub sid: Option<String>,
+    pub subject: String,
 }
 
 fn tokens_aad(binding: &str) -> Vec<u8> {
@@ -149,27 +151,58 @@ fn tokens_aad(binding: &str) -> Vec<u8> {
 }
 
 /// Starts an SSO session: new id, the user, and the token set sealed.
+/// How long an SSO session with a refresh token may live, however often the provider refreshes it.
+pub const SSO_ABSOLUTE_LIFETIME: Duration = Duration::days(30);
+
+/// Starts an SSO session: new id, the user, and the token set sealed. With a refresh token the
+/// session lives as long as the provider keeps refreshing it (up to the absolute cap); without
+/// one it lasts the normal 24 hours and is not checked at the provider again.
 pub async fn sign_in_sso(
     session: &Session,
     cipher: &crate::crypto::Cipher,
     user: &SessionUser,
+    subject: &str,
     tokens: &crate::oidc::flow::TokenSet,
-    lifetime: Duration,
     now: OffsetDateTime,
 ) -> Result<(), SessionError> {
     use secrecy::ExposeSecret;
+    let lifetime = if tokens.refresh_token.is_some() { SSO_ABSOLUTE_LIFETIME } else { DEFAULT_LIFETIME };
     sign_in(session, user, lifetime, now).await?;
     let binding = random_binding();
     let stored = StoredTokens {
         id_token: tokens.id_token.expose_secret().to_owned(),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
         access_token: tokens.access_token.expose_secret().to_owned(),
+        access_issued_at: now.unix_timestamp(),
         access_expires_at: tokens.access_expires_at.map(OffsetDateTime::unix_timestamp),
         sid: tokens.sid.clone(),
+        subject: subject.to_owned(),
     };
-    let json = serde_json::to_vec(&stored).unwrap_or_default();
     session.insert(BINDING_KEY, &binding).await?;
-    session.insert(TOKENS_KEY, cipher.seal(&json, &tokens_aad(&binding))).await
+    session.insert(TOKENS_KEY, seal_tokens(cipher, &binding, &stored)).await
+}
+
+pub fn seal_tokens(cipher: &crate::crypto::Cipher, binding: &str, tokens: &StoredTokens) -> String {
+    let json = serde_json::to_vec(tokens).unwrap_or_default();
+    cipher.seal(&json, &tokens_aad(binding))
+}
+
+/// The session's binding and sealed token set, as stored (for the refresh coordinator).
+pub async fn sealed_tokens(session: &Session) -> Result<Option<(String, String)>, SessionError> {
+    match (session.get::<String>(BINDING_KEY).await?, session.get::<String>(TOKENS_KEY).await?) {
+        (Some(binding), Some(sealed)) => Ok(Some((binding, sealed))),
+        _ => Ok(None),
+    }
+}
+
+pub fn open_tokens(cipher: &crate::crypto::Cipher, binding: &str, sealed: &str) -> Option<StoredTokens> {
+    cipher.open(sealed, &tokens_aad(binding)).ok().and_then(|json| serde_json::from_slice(&json).ok())
+}
+
+/// Replaces the sealed token set (and the user, whose role or groups may have changed).
+pub async fn replace_tokens(session: &Session, sealed: &str, user: &SessionUser) -> Result<(), SessionError> {
+    session.insert(TOKENS_KEY, sealed).await?;
+    session.insert(USER_KEY, user).await
 }
 
 /// The ID token of the session's SSO sign-in, for `id_token_hint` at logout.

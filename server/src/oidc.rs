@@ -11,7 +11,7 @@ use pulse_core::{
     auth,
     oidc::{flow::CallbackParams, OidcErrorCode, OidcFailure},
     return_to::return_to_or_home,
-    session::{self, DEFAULT_LIFETIME},
+    session,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -107,7 +107,9 @@ pub async fn callback(
             return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("storing the user: {err}")), &client)
         }
     };
-    if let Err(err) = session::sign_in_sso(&session, &core.cipher, &user, &completed.tokens, DEFAULT_LIFETIME, now).await {
+    if let Err(err) =
+        session::sign_in_sso(&session, &core.cipher, &user, &completed.identity.subject, &completed.tokens, now).await
+    {
         return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("starting the session: {err}")), &client);
     }
     tracing::info!(user = %user.username, ip = %client.ip, method = "oidc", admin = user.is_admin(), "signed in");
@@ -131,4 +133,37 @@ fn serde_urlencoded_like(query: &str) -> Option<CallbackParams> {
         }
     }
     Some(params)
+}
+
+/// Refreshes an SSO session's tokens when due (see `pulse_core::session_refresh`). When the
+/// provider ends the session, page loads go to the login page with the reason; other requests
+/// simply continue signed out.
+pub async fn keep_sso_fresh(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    if path.starts_with("/pkg/") || path == "/api/health" {
+        return next.run(request).await;
+    }
+    let Some(session) = request.extensions().get::<Session>().cloned() else {
+        return next.run(request).await;
+    };
+    match pulse_core::session_refresh::ensure_fresh(&state.core, &session).await {
+        Ok(pulse_core::session_refresh::Freshness::Ended { reason }) => {
+            let is_page = request.method() == axum::http::Method::GET && !path.starts_with("/api/");
+            if is_page {
+                let target = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+                return Redirect::to(&format!("/login?session_ended={reason}&returnTo={}", encode(target))).into_response();
+            }
+            next.run(request).await
+        }
+        Ok(pulse_core::session_refresh::Freshness::Fresh) => next.run(request).await,
+        Err(err) => {
+            tracing::error!(error = %err, "could not check the session's tokens");
+            next.run(request).await
+        }
+    }
 }

@@ -28,6 +28,11 @@ pub fn LoginPage() -> impl IntoView {
         }
         message
     });
+    let sso_error = sso_error.or_else(|| {
+        param("session_ended").map(|_| {
+            "Your single sign-on session ended at the identity provider. Sign in again.".to_owned()
+        })
+    });
     let notice = if param("logged_out").is_some() {
         Some("You have been signed out.")
     } else if param("setup").as_deref() == Some("done") {

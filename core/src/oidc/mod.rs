@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod flow;
 pub mod provider;
+pub mod refresh;
 pub mod service;
 pub mod settings;
 

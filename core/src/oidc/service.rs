@@ -171,6 +171,21 @@ impl OidcService {
         Some(url.to_string())
     }
 
+    /// One refresh-token grant with the configuration in force.
+    pub async fn refresh(
+        &self,
+        refresh_token: &secrecy::SecretString,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<super::refresh::Refreshed, super::refresh::RefreshError> {
+        let loaded = self.loaded();
+        let active = loaded
+            .active
+            .clone()
+            .ok_or_else(|| super::refresh::RefreshError::Rejected("single sign-on is no longer enabled".into()))?;
+        super::refresh::refresh(&loaded.http, &self.cache, &active, refresh_token, subject, now).await
+    }
+
     /// The settings as stored and overridden, for the admin screen (no secret).
     pub async fn effective_settings(&self, db: &SqlitePool) -> Result<OidcSettings, sqlx::Error> {
         let mut effective = settings::load_stored(db).await?;
