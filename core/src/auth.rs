@@ -128,3 +128,82 @@ pub async fn record_sso_failure(core: &Core, code: &str, ip: &str) {
         tracing::error!(error = %err, "could not write the audit log");
     }
 }
+
+/// Who is connecting, as recorded with a session.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo<'a> {
+    pub ip: &'a str,
+    pub user_agent: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionStartError {
+    #[error("session store: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Signs a local user in: a fresh session id, 24 hours or 30 days ("Remember me"), registered.
+pub async fn start_local_session(
+    core: &Core,
+    session: &tower_sessions::Session,
+    user: &User,
+    remember_me: bool,
+    client: ClientInfo<'_>,
+) -> Result<(), SessionStartError> {
+    use crate::session::{SessionUser, DEFAULT_LIFETIME, REMEMBER_ME_LIFETIME};
+    let now = core.clock.now();
+    let lifetime = if remember_me { REMEMBER_ME_LIFETIME } else { DEFAULT_LIFETIME };
+    let binding = crate::session::sign_in(session, &SessionUser::local(user, now), lifetime, now).await?;
+    let new = crate::store::sessions::NewSession {
+        binding: &binding,
+        user_id: user.id,
+        username: &user.username,
+        method: "password",
+        ip: Some(client.ip),
+        user_agent: client.user_agent,
+        ..Default::default()
+    };
+    crate::store::sessions::register(&core.db, &new, now, now + lifetime).await?;
+    Ok(())
+}
+
+/// Signs an SSO user in, keeping the sealed tokens, registered with the provider's `sid`.
+pub async fn start_sso_session(
+    core: &Core,
+    session: &tower_sessions::Session,
+    user: &crate::session::SessionUser,
+    completed: &crate::oidc::flow::CompletedLogin,
+    client: ClientInfo<'_>,
+) -> Result<(), SessionStartError> {
+    let now = core.clock.now();
+    let subject = &completed.identity.subject;
+    let binding = crate::session::sign_in_sso(session, &core.cipher, user, subject, &completed.tokens, now).await?;
+    let has_refresh = completed.tokens.refresh_token.is_some();
+    let lifetime = if has_refresh { crate::session::SSO_ABSOLUTE_LIFETIME } else { crate::session::DEFAULT_LIFETIME };
+    let new = crate::store::sessions::NewSession {
+        binding: &binding,
+        user_id: user.user_id,
+        username: &user.username,
+        method: "oidc",
+        oidc_issuer: Some(&completed.issuer),
+        oidc_subject: Some(subject),
+        oidc_sid: completed.tokens.sid.as_deref(),
+        has_refresh,
+        ip: Some(client.ip),
+        user_agent: client.user_agent,
+    };
+    crate::store::sessions::register(&core.db, &new, now, now + lifetime).await?;
+    Ok(())
+}
+
+/// Ends this browser's session: marked revoked in the registry, then deleted from the store.
+pub async fn end_session(core: &Core, session: &tower_sessions::Session, reason: &str) -> Result<(), SessionStartError> {
+    if let Some(binding) = crate::session::binding(session).await? {
+        crate::store::sessions::revoke_binding(&core.db, &binding, reason, core.clock.now()).await?;
+        core.revoke_bindings([binding]);
+    }
+    crate::session::sign_out(session).await?;
+    Ok(())
+}

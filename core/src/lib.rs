@@ -40,6 +40,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub oidc: oidc::service::OidcService,
     pub refresh: session_refresh::RefreshCoordinator,
+    /// Bindings of revoked sessions that might still be presented; checked on every request.
+    revoked: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// What start-up found, for the operator's log.
@@ -102,7 +104,17 @@ impl Core {
         }
         let passwords = Passwords::new().await?;
         let oidc = oidc::service::OidcService::load(&db, &cipher, config.oidc_env.clone()).await?;
-        let core = Core { config, db, cipher, passwords, clock, oidc, refresh: Default::default() };
+        let revoked = store::sessions::revoked_bindings(&db, clock.now()).await?.into_iter().collect();
+        let core = Core {
+            config,
+            db,
+            cipher,
+            passwords,
+            clock,
+            oidc,
+            refresh: Default::default(),
+            revoked: std::sync::RwLock::new(revoked),
+        };
         let bootstrap_admin = core.apply_bootstrap_admin().await?;
         let setup_token = if users::any_local_admin(&core.db).await? {
             None
@@ -138,6 +150,18 @@ impl Core {
         // the admin's own. Without this the recovery path still answers "locked" for 15 minutes.
         lockout::clear_ips(&self.db).await?;
         Ok(Some(outcome))
+    }
+
+    pub fn revoke_bindings(&self, bindings: impl IntoIterator<Item = String>) {
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        for binding in bindings {
+            self.refresh.forget(&binding);
+            revoked.insert(binding);
+        }
+    }
+
+    pub fn is_revoked(&self, binding: &str) -> bool {
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains(binding)
     }
 
     /// Whether the local form is hidden (environment or stored toggle). Hiding never applies

@@ -62,16 +62,25 @@ pub async fn current_user(session: &Session) -> Result<Option<SessionUser>, Sess
 }
 
 /// Starts a signed-in session under a new id (no session fixation) with an absolute lifetime.
+/// Returns the session's random binding: its key in the session registry and the associated
+/// data of its sealed tokens.
 pub async fn sign_in(
     session: &Session,
     user: &SessionUser,
     lifetime: Duration,
     now: OffsetDateTime,
-) -> Result<(), SessionError> {
+) -> Result<String, SessionError> {
     session.cycle_id().await?;
+    let binding = random_binding();
     session.insert(USER_KEY, user).await?;
+    session.insert(BINDING_KEY, &binding).await?;
     session.set_expiry(Some(Expiry::AtDateTime(now + lifetime)));
-    Ok(())
+    Ok(binding)
+}
+
+/// The session's binding, when signed in.
+pub async fn binding(session: &Session) -> Result<Option<String>, SessionError> {
+    session.get::<String>(BINDING_KEY).await
 }
 
 /// Deletes the session server-side and clears the cookie.
@@ -164,11 +173,10 @@ pub async fn sign_in_sso(
     subject: &str,
     tokens: &crate::oidc::flow::TokenSet,
     now: OffsetDateTime,
-) -> Result<(), SessionError> {
+) -> Result<String, SessionError> {
     use secrecy::ExposeSecret;
     let lifetime = if tokens.refresh_token.is_some() { SSO_ABSOLUTE_LIFETIME } else { DEFAULT_LIFETIME };
-    sign_in(session, user, lifetime, now).await?;
-    let binding = random_binding();
+    let binding = sign_in(session, user, lifetime, now).await?;
     let stored = StoredTokens {
         id_token: tokens.id_token.expose_secret().to_owned(),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
@@ -178,8 +186,8 @@ pub async fn sign_in_sso(
         sid: tokens.sid.clone(),
         subject: subject.to_owned(),
     };
-    session.insert(BINDING_KEY, &binding).await?;
-    session.insert(TOKENS_KEY, seal_tokens(cipher, &binding, &stored)).await
+    session.insert(TOKENS_KEY, seal_tokens(cipher, &binding, &stored)).await?;
+    Ok(binding)
 }
 
 pub fn seal_tokens(cipher: &crate::crypto::Cipher, binding: &str, tokens: &StoredTokens) -> String {

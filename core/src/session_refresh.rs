@@ -78,6 +78,12 @@ pub async fn ensure_fresh(core: &Core, session: &Session) -> Result<Freshness, S
     let Some(user) = session::current_user(session).await? else {
         return Ok(Freshness::Fresh);
     };
+    if let Some(binding) = session::binding(session).await? {
+        if core.is_revoked(&binding) {
+            session.flush().await?;
+            return Ok(Freshness::Ended { reason: "revoked" });
+        }
+    }
     if user.auth_method != AuthMethod::Oidc {
         return Ok(Freshness::Fresh);
     }
@@ -174,8 +180,9 @@ async fn end(
 ) -> Result<Freshness, SessionError> {
     session.flush().await?;
     record(core, username, Outcome::Failure, Some(reason)).await;
-    // Keep the slot's verdict for requests still waiting; the binding is never reused.
-    let _ = binding;
+    if let Err(err) = crate::store::sessions::revoke_binding(&core.db, binding, reason, core.clock.now()).await {
+        tracing::error!(error = %err, "could not mark the ended session in the registry");
+    }
     Ok(Freshness::Ended { reason })
 }
 

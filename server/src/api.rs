@@ -8,7 +8,7 @@ use pulse_app::api::LoginRequest;
 use pulse_core::{
     auth::{self, LoginError},
     secrecy::SecretString,
-    session::{self, SessionUser, DEFAULT_LIFETIME, REMEMBER_ME_LIFETIME},
+    session,
     store::audit::{self, AuditEvent, Outcome},
 };
 use serde::Serialize;
@@ -99,9 +99,7 @@ pub async fn sign_in_locally(
         }
         LoginError::Storage(err) => ApiError::internal("checking the password", err),
     })?;
-    let now = core.clock.now();
-    let lifetime = if remember_me { REMEMBER_ME_LIFETIME } else { DEFAULT_LIFETIME };
-    session::sign_in(session, &SessionUser::local(&user, now), lifetime, now)
+    auth::start_local_session(core, session, &user, remember_me, client.info())
         .await
         .map_err(|e| ApiError::internal("starting the session", e))?;
     tracing::info!(user = %user.username, ip = %client.ip, method = "password", "signed in");
@@ -139,7 +137,7 @@ pub async fn sign_out(
     let user = session::current_user(session).await.ok().flatten();
     let id_token = session::id_token(session, &state.core.cipher).await.ok().flatten();
     // The local session ends first, whatever happens next.
-    session::sign_out(session).await.map_err(|e| ApiError::internal("ending the session", e))?;
+    auth::end_session(&state.core, session, "logout").await.map_err(|e| ApiError::internal("ending the session", e))?;
     if let Some(user) = &user {
         let ip = client.ip_string();
         let entry = AuditEvent {

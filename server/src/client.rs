@@ -12,16 +12,27 @@ use ipnet::IpNet;
 
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientContext {
     pub ip: IpAddr,
     /// The browser's connection to us (or to our trusted proxy) is HTTPS.
     pub https: bool,
+    pub user_agent: Option<String>,
+    ip_text: String,
 }
 
 impl ClientContext {
     pub fn ip_string(&self) -> String {
         self.ip.to_string()
+    }
+
+    /// What the core records with a session. Borrowing keeps the strings where they are.
+    pub fn info(&self) -> pulse_core::auth::ClientInfo<'_> {
+        pulse_core::auth::ClientInfo { ip: self.ip_str(), user_agent: self.user_agent.as_deref() }
+    }
+
+    fn ip_str(&self) -> &str {
+        &self.ip_text
     }
 }
 
@@ -29,8 +40,9 @@ impl ClientContext {
 /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientContext {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if !is_trusted(&peer) {
-        return ClientContext { ip: peer, https: false };
+        return ClientContext { ip: peer, https: false, user_agent, ip_text: peer.to_string() };
     }
     let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
@@ -44,7 +56,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientCo
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|proto| proto.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
-    ClientContext { ip, https }
+    ClientContext { ip, https, user_agent, ip_text: ip.to_string() }
 }
 
 /// Puts a `ClientContext` in the request's extensions; marks cookies `Secure` for HTTPS clients.
@@ -55,11 +67,12 @@ pub async fn client_context(State(state): State<AppState>, mut request: Request,
         .map(|info| info.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let context = resolve(peer, request.headers(), &state.core.config.trusted_proxies);
+    let https = context.https;
     request.extensions_mut().insert(context);
     let mut response = next.run(request).await;
     // The session layer marks cookies Secure when the public URL is https; a request that came
     // over https through a trusted proxy deserves the same even without a configured public URL.
-    if context.https && !state.core.config.public_url_is_https() {
+    if https && !state.core.config.public_url_is_https() {
         let cookies: Vec<HeaderValue> = response.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
         if !cookies.is_empty() {
             response.headers_mut().remove(header::SET_COOKIE);
@@ -91,7 +104,7 @@ mod tests {
     fn forwarded_headers_are_ignored_from_untrusted_peers() {
         let peer: IpAddr = "203.0.113.9".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let context = resolve(peer, &headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]), &[]);
-        assert_eq!(context, ClientContext { ip: peer, https: false });
+        assert_eq!((context.ip, context.https), (peer, false));
     }
 
     #[test]
@@ -103,7 +116,7 @@ mod tests {
             &trusted,
         );
         // 6.6.6.6 could have been forged by the client; 198.51.100.7 is what our proxy saw.
-        assert_eq!(context, ClientContext { ip: "198.51.100.7".parse()?, https: true });
+        assert_eq!((context.ip, context.https), ("198.51.100.7".parse()?, true));
         Ok(())
     }
 }

@@ -8,7 +8,6 @@ use axum::{
 use pulse_core::{
     return_to::return_to_or_home,
     secrecy::SecretString,
-    session::{self, SessionUser, DEFAULT_LIFETIME},
     setup::{self, SetupError, SetupForm},
 };
 use serde::Deserialize;
@@ -112,7 +111,7 @@ pub async fn setup(
         Ok(user) => {
             tracing::info!(user = %user.username, ip = %client.ip, "first administrator created");
             // The person who just proved they hold the token is signed straight in.
-            match session::sign_in(&session, &SessionUser::local(&user, now), DEFAULT_LIFETIME, now).await {
+            match pulse_core::auth::start_local_session(core, &session, &user, false, client.info()).await {
                 Ok(()) => Redirect::to("/"),
                 Err(err) => {
                     tracing::error!(error = %err, "could not start a session after setup");

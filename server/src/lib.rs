@@ -88,6 +88,7 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .route("/logout", post(forms::logout))
         .route("/api/oidc/login", get(oidc::login))
         .route("/api/oidc/callback", get(oidc::callback))
+        .route("/api/oidc/backchannel-logout", post(oidc::backchannel_logout))
         .merge(auth_routes)
         .route(
             "/api/fn/{*name}",

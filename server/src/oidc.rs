@@ -107,9 +107,7 @@ pub async fn callback(
             return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("storing the user: {err}")), &client)
         }
     };
-    if let Err(err) =
-        session::sign_in_sso(&session, &core.cipher, &user, &completed.identity.subject, &completed.tokens, now).await
-    {
+    if let Err(err) = auth::start_sso_session(core, &session, &user, &completed, client.info()).await {
         return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("starting the session: {err}")), &client);
     }
     tracing::info!(user = %user.username, ip = %client.ip, method = "oidc", admin = user.is_admin(), "signed in");
@@ -164,6 +162,45 @@ pub async fn keep_sso_fresh(
         Err(err) => {
             tracing::error!(error = %err, "could not check the session's tokens");
             next.run(request).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BackchannelForm {
+    logout_token: Option<String>,
+}
+
+/// `POST /api/oidc/backchannel-logout` (form-encoded `logout_token`): 200 when handled, 400 for
+/// any invalid token (as the specification asks), never a 5xx for bad input.
+pub async fn backchannel_logout(
+    State(state): State<AppState>,
+    form: Result<axum::Form<BackchannelForm>, axum::extract::rejection::FormRejection>,
+) -> axum::response::Response {
+    use axum::{http::StatusCode, response::IntoResponse, Json};
+    use pulse_core::oidc::service::BackchannelError;
+    let core = &state.core;
+    let bad = |reason: String| {
+        tracing::warn!(%reason, "refused a back-channel logout");
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "invalid_request", "error_description": reason })))
+            .into_response()
+    };
+    let Some(token) = form.ok().and_then(|axum::Form(f)| f.logout_token).filter(|t| !t.is_empty()) else {
+        return bad("logout_token is required".into());
+    };
+    match core.oidc.backchannel_logout(&core.db, &token, core.clock.now()).await {
+        Ok(revoked) => {
+            tracing::info!(sessions = revoked.len(), "back-channel logout ended sessions");
+            core.revoke_bindings(revoked);
+            let mut response = StatusCode::OK.into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(BackchannelError::Invalid(reason)) => bad(reason),
+        Err(err) => {
+            let request_id = new_request_id();
+            tracing::error!(%request_id, error = %err, "back-channel logout failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": "temporarily_unavailable" }))).into_response()
         }
     }
 }

@@ -83,7 +83,7 @@ pub async fn auth_rate_limit(State(state): State<AppState>, request: Request, ne
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let Some(client) = request.extensions().get::<ClientContext>().copied() else {
+    let Some(client) = request.extensions().get::<ClientContext>().cloned() else {
         return next.run(request).await;
     };
     if let Err(not_until) = state.auth_limiter.check_key(&client.ip) {

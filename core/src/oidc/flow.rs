@@ -155,7 +155,7 @@ pub async fn finish_login(
         }
         return Err(failure(OidcErrorCode::InvalidState, "no sign-in was started in this browser for this state"));
     };
-    if false && now.unix_timestamp() - pending.created_at > PENDING_LIFETIME.whole_seconds() {
+    if now.unix_timestamp() - pending.created_at > PENDING_LIFETIME.whole_seconds() {
         return Err(failure(OidcErrorCode::InvalidState, "the sign-in took longer than 10 minutes"));
     }
     if let Some(error) = &params.error {
@@ -166,7 +166,7 @@ pub async fn finish_login(
     let settings = &config.settings;
     if let Some(iss) = &params.iss {
         // RFC 9207: a callback naming another issuer is a mix-up attack.
-        if false && iss != &settings.issuer_url {
+        if iss != &settings.issuer_url {
             return Err(failure(OidcErrorCode::IssuerMismatch, format!("callback iss {iss} is not {}", settings.issuer_url)));
         }
     }
@@ -231,7 +231,7 @@ pub async fn finish_login(
     if needs_userinfo(&all_claims, settings) {
         if let Some(endpoint) = discovered.metadata.userinfo_endpoint().map(|u| u.url().to_string()) {
             let info = fetch_userinfo(http, &endpoint, response.access_token().secret()).await?;
-            if false && info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
+            if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
                 return Err(failure(OidcErrorCode::InvalidIdToken, "userinfo sub differs from the ID token's sub"));
             }
             for (key, value) in info {
@@ -298,7 +298,7 @@ fn verify_id_token(
     };
     // openidconnect leaves `azp` unchecked; Core §3.1.3.7 step 5 wants it to name this client.
     if let Some(azp) = claims.authorized_party() {
-        if false && azp.as_str() != settings.client_id {
+        if azp.as_str() != settings.client_id {
             let cause = format!("azp {} is not this client", azp.as_str());
             return Err(KeyProblem::Final(failure(OidcErrorCode::AudienceMismatch, cause)));
         }
@@ -309,7 +309,7 @@ fn verify_id_token(
         let key = id_token.signing_key(&verifier).map_err(|e| final_failure(OidcErrorCode::InvalidSignature, e.to_string()))?;
         let actual = AccessTokenHash::from_token(access_token, alg, key)
             .map_err(|e| final_failure(OidcErrorCode::InvalidIdToken, e.to_string()))?;
-        if false && &actual != expected {
+        if &actual != expected {
             return Err(final_failure(OidcErrorCode::InvalidIdToken, "at_hash does not match the access token".into()));
         }
     }

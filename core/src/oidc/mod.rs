@@ -1,6 +1,7 @@
 //! OpenID Connect single sign-on: settings, discovery and key caching, the authorization-code
 //! flow with PKCE, ID token verification, claim mapping and policy. No HTTP server types here:
 //! the server crate adapts `start_login` / `finish_login` to its routes.
+pub mod backchannel;
 pub mod claims;
 pub mod flow;
 pub mod provider;

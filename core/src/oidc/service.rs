@@ -20,6 +20,16 @@ struct Loaded {
     problems: Vec<FieldError>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum BackchannelError {
+    #[error("invalid logout token: {0}")]
+    Invalid(String),
+    #[error("the provider's keys are unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
 #[derive(Debug)]
 pub struct OidcService {
     env: OidcEnv,
@@ -184,6 +194,48 @@ impl OidcService {
             .clone()
             .ok_or_else(|| super::refresh::RefreshError::Rejected("single sign-on is no longer enabled".into()))?;
         super::refresh::refresh(&loaded.http, &self.cache, &active, refresh_token, subject, now).await
+    }
+
+    /// Handles a back-channel logout token: verified, its `jti` remembered, and every matching
+    /// session revoked (by `sid`, else by `sub`). Returns the revoked bindings.
+    pub async fn backchannel_logout(
+        &self,
+        db: &SqlitePool,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, BackchannelError> {
+        use super::backchannel::{verify_logout_token, LogoutTokenError};
+        let loaded = self.loaded();
+        let active = loaded.active.clone().ok_or(BackchannelError::Invalid("single sign-on is not enabled".into()))?;
+        let settings = &active.settings;
+        let discovered = self
+            .cache
+            .get(&loaded.http, &settings.issuer_url, now)
+            .await
+            .map_err(|f| BackchannelError::Unavailable(f.cause))?;
+        let claims = match verify_logout_token(token, &discovered, &settings.client_id, now) {
+            Err(LogoutTokenError::UnknownKey) => {
+                let refreshed = self.cache.refresh_keys(&loaded.http, now).await;
+                let retry = refreshed.as_ref().map(|d| verify_logout_token(token, d, &settings.client_id, now));
+                match retry {
+                    Some(Ok(claims)) => claims,
+                    _ => return Err(BackchannelError::Invalid("no key matches the logout token".into())),
+                }
+            }
+            Err(LogoutTokenError::Invalid(reason)) => return Err(BackchannelError::Invalid(reason)),
+            Ok(claims) => claims,
+        };
+        let keep_until = now + time::Duration::minutes(20);
+        if !crate::store::sessions::remember_logout_jti(db, &claims.jti, keep_until, now).await? {
+            return Err(BackchannelError::Invalid("this logout token was already used (jti replay)".into()));
+        }
+        let issuer = &settings.issuer_url;
+        let revoked = match (&claims.sid, &claims.sub) {
+            (Some(sid), _) => crate::store::sessions::revoke_by_sid(db, issuer, sid, "backchannel_logout", now).await?,
+            (None, Some(sub)) => crate::store::sessions::revoke_by_subject(db, issuer, sub, "backchannel_logout", now).await?,
+            (None, None) => Vec::new(),
+        };
+        Ok(revoked)
     }
 
     /// The settings as stored and overridden, for the admin screen (no secret).

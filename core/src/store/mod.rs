@@ -1,6 +1,7 @@
 //! SQLite storage: opening the database file and running migrations. One submodule per aggregate.
 pub mod audit;
 pub mod lockout;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 
