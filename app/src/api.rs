@@ -82,3 +82,97 @@ pub async fn get_login_options() -> Result<LoginOptions, ServerFnError> {
     let hide_local_login = core.hide_local_login().await.map_err(crate::ssr::internal("reading settings"))?;
     Ok(LoginOptions { hide_local_login, sso_providers, setup_required })
 }
+
+/// A session as the sessions screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub username: String,
+    pub method: String,
+    pub ip: Option<String>,
+    pub browser: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub renews_with_provider: bool,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionsView {
+    pub sessions: Vec<SessionInfo>,
+    pub viewer_is_admin: bool,
+}
+
+/// The signed-in user's sessions; an admin sees everyone's.
+#[server(prefix = "/api/fn", endpoint = "sessions")]
+pub async fn list_sessions() -> Result<SessionsView, ServerFnError> {
+    let core = crate::ssr::core()?;
+    let session = crate::ssr::session().await?;
+    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("Sign in first."))?;
+    let current = pulse_core::session::binding(&session).await.map_err(crate::ssr::internal("reading the session"))?;
+    let owner = (!user.is_admin()).then_some(user.user_id);
+    let rows = pulse_core::store::sessions::active(&core.db, owner, core.clock.now())
+        .await
+        .map_err(crate::ssr::internal("listing sessions"))?;
+    Ok(SessionsView {
+        viewer_is_admin: user.is_admin(),
+        sessions: rows
+            .into_iter()
+            .map(|row| SessionInfo {
+                current: current.as_deref() == Some(row.binding.as_str()),
+                id: row.binding,
+                username: row.username,
+                method: row.method,
+                ip: row.ip,
+                browser: summarise_user_agent(row.user_agent.as_deref()),
+                created_at: row.created_at,
+                last_seen_at: row.last_seen_at,
+                expires_at: row.expires_at,
+                renews_with_provider: row.has_refresh,
+            })
+            .collect(),
+    })
+}
+
+/// Ends a session: the user's own, or anyone's for an admin.
+#[server(prefix = "/api/fn", endpoint = "revoke_session")]
+pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
+    let core = crate::ssr::core()?;
+    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("Sign in first."))?;
+    let owner = (!user.is_admin()).then_some(user.user_id);
+    let now = core.clock.now();
+    let allowed = pulse_core::store::sessions::active(&core.db, owner, now)
+        .await
+        .map_err(crate::ssr::internal("listing sessions"))?
+        .iter()
+        .any(|row| row.binding == id);
+    if !allowed {
+        return Err(ServerFnError::new("No such session of yours."));
+    }
+    let revoked = pulse_core::store::sessions::revoke_binding(&core.db, &id, "revoked_by_user", now)
+        .await
+        .map_err(crate::ssr::internal("revoking the session"))?;
+    core.revoke_bindings(revoked);
+    Ok(())
+}
+
+/// "Chrome on Linux" from a user agent string; good enough to recognise one's own devices.
+pub fn summarise_user_agent(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else {
+        return "Unknown".to_owned();
+    };
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl")]
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map(|(_, name)| *name)
+        .unwrap_or("Other");
+    let system = [("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux")]
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}

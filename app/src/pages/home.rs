@@ -38,6 +38,7 @@ fn Dashboard(viewer: Viewer) -> impl IntoView {
             <header class="topbar">
                 <div class="brand"><Logo/><span>"Pulse"</span></div>
                 <div class="topbar-user">
+                    <a href="/settings/security/sessions">"Sessions"</a>
                     <span class="signed-in-as">"Signed in as "<strong data-testid="username">{viewer.username.clone()}</strong></span>
                     <form method="post" action="/logout">
                         <button type="submit" class="button button-secondary">"Sign out"</button>

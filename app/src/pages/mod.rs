@@ -1,6 +1,7 @@
 //! One module per page.
 pub mod home;
 pub mod login;
+pub mod sessions;
 pub mod setup;
 
 use leptos::prelude::*;
