@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod crypto;
 pub mod password;
 pub mod return_to;
+pub mod rotate;
 pub mod session;
 pub mod session_refresh;
 pub mod setup;

@@ -3,7 +3,10 @@
 // with that issuer, then start the provider with Pulse's callback URL as the registered redirect URI.
 import http from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import Provider from 'oidc-provider';
+
+// oidc-provider is imported on first use (see loadProvider) so that `quiet` can also catch the
+// warning it prints while loading.
+let Provider;
 
 /** The documented users. Any other login name works too and becomes `sub`, with no groups. */
 export const USERS = {
@@ -15,8 +18,62 @@ export const USERS = {
 export const CLIENT_ID = 'pulse';
 export const CLIENT_SECRET = 'pulse-dev-secret-change-me';
 
-/** Binds a listener (port 0 = any free port) and returns { issuer, start, close }. */
-export async function bindIdp({ port = 0, host = '127.0.0.1' } = {}) {
+/** Provider events worth a line in the log (all of them are failures). */
+const LOGGED_EVENTS = [
+  'authorization.error',
+  'grant.error',
+  'end_session.error',
+  'userinfo.error',
+  'backchannel.error',
+  'revocation.error',
+];
+
+/**
+ * Runs `fn` with oidc-provider's own console notices ("oidc-provider WARNING: …", e.g. the Node
+ * version, the in-memory adapter, devInteractions) sent to `record` instead of the console.
+ */
+async function divertProviderNotices(record, fn) {
+  const { warn, info } = console;
+  const divert = (original) => (...args) => {
+    if (typeof args[0] === 'string' && args[0].includes('oidc-provider ')) record(args.join(' '));
+    else original.apply(console, args);
+  };
+  console.warn = divert(warn);
+  console.info = divert(info);
+  try {
+    return await fn();
+  } finally {
+    console.warn = warn;
+    console.info = info;
+  }
+}
+
+async function loadProvider() {
+  Provider ??= (await import('oidc-provider')).default;
+  return Provider;
+}
+
+const escapeHtml = (text) =>
+  String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+/** A minimal page without the defaults' web-font import (tests run offline). */
+function page(title, body) {
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 30rem; margin: 2rem auto">${body}</body></html>`;
+}
+
+/**
+ * Binds a listener (port 0 = any free port) and returns { issuer, start, close, logs }.
+ * `log` receives one line per provider failure (default: stderr); `logs()` returns them all.
+ * `quiet` sends oidc-provider's development-mode warnings to `log` too instead of the console.
+ */
+export async function bindIdp({ port = 0, host = '127.0.0.1', log = (line) => console.error(line), quiet = false } = {}) {
+  const lines = [];
+  const record = (line) => {
+    lines.push(line);
+    log(line);
+  };
   const server = http.createServer((req, res) => {
     res.statusCode = 503;
     res.end('provider not started yet');
@@ -50,7 +107,7 @@ export async function bindIdp({ port = 0, host = '127.0.0.1' } = {}) {
       client.backchannel_logout_uri = backchannelLogoutUri;
       client.backchannel_logout_session_required = true;
     }
-    provider = new Provider(issuer, {
+    const options = {
       clients: [client],
       jwks: { keys: [jwk] },
       cookies: { keys: [randomBytes(16).toString('hex')] },
@@ -79,7 +136,18 @@ export async function bindIdp({ port = 0, host = '127.0.0.1' } = {}) {
       },
       features: {
         devInteractions: { enabled: true },
-        rpInitiatedLogout: { enabled: true },
+        rpInitiatedLogout: {
+          enabled: true,
+          // The defaults' pages, without their web font; same button labels.
+          async logoutSource(ctx, form) {
+            ctx.body = page('Sign out', `<h1>Do you want to sign-out from ${escapeHtml(ctx.host)}?</h1>${form}
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+          },
+          async postLogoutSuccessSource(ctx) {
+            ctx.body = page('Sign-out Success', '<h1>Sign-out Success</h1><p>Your sign-out was successful.</p>');
+          },
+        },
         backchannelLogout: { enabled: true },
         revocation: { enabled: true },
       },
@@ -93,8 +161,34 @@ export async function bindIdp({ port = 0, host = '127.0.0.1' } = {}) {
         AuthorizationCode: 60,
       },
       rotateRefreshToken: true,
-    });
-    provider.on('server_error', (ctx, err) => console.error('oidc-provider error:', err));
+      // Outgoing requests (back-channel logout to Pulse) without oidc-provider's SSRF guard, which
+      // refuses loopback addresses: this provider and Pulse both run on 127.0.0.1 here.
+      fetch: (url, init) => {
+        const { dispatcher, ...rest } = init;
+        return globalThis.fetch(url, rest);
+      },
+      async renderError(ctx, out) {
+        ctx.type = 'html';
+        const details = Object.entries(out)
+          .map(([key, value]) => `<dt>${escapeHtml(key)}</dt><dd>${escapeHtml(value)}</dd>`)
+          .join('');
+        ctx.body = page('oops! something went wrong', `<h1>oops! something went wrong</h1><dl>${details}</dl>`);
+      },
+    };
+    const create = async () => new (await loadProvider())(issuer, options);
+    provider = quiet ? await divertProviderNotices(record, create) : await create();
+    provider.on('server_error', (ctx, err) => record(`oidc-provider server_error: ${err?.stack ?? err}`));
+    provider.on('backchannel.success', (ctx, client, accountId, sid) =>
+      record(`oidc-provider back-channel logout sent to ${client.clientId} for ${accountId} (sid ${sid})`),
+    );
+    for (const event of LOGGED_EVENTS) {
+      provider.on(event, (ctx, err) =>
+        record(
+          `oidc-provider ${event}: ${err?.error ?? err?.name ?? 'error'}: ${err?.error_description ?? err?.message ?? ''}` +
+            (err?.cause ? ` (cause: ${err.cause?.code ?? ''} ${err.cause?.message ?? err.cause})` : ''),
+        ),
+      );
+    }
     server.removeAllListeners('request');
     server.on('request', provider.callback());
     return provider;
@@ -105,5 +199,5 @@ export async function bindIdp({ port = 0, host = '127.0.0.1' } = {}) {
     await new Promise((resolve) => server.close(() => resolve()));
   }
 
-  return { issuer, start, close, get provider() { return provider; } };
+  return { issuer, start, close, logs: () => lines.join('\n'), get provider() { return provider; } };
 }

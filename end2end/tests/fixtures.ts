@@ -6,12 +6,20 @@
  *
  * Tests pass extra server environment with `test.use({ pulseEnv: { ... } })`. The `baseURL`
  * option follows the server, so `page.goto('/login')` reaches the test's own Pulse.
+ *
+ * Single sign-on: `test.use({ sso: true })` gives the test its own OpenID provider (idp/idp.mjs, npm
+ * oidc-provider) and starts Pulse with OIDC_* pointing at it (`pulseEnv` still wins, e.g. for
+ * OIDC_ALLOWED_GROUPS). The order is forced by the dynamic ports: bind the provider (the issuer URL
+ * needs its port) → start Pulse with that issuer → start the provider with Pulse's callback and
+ * post-logout URLs. Pulse contacts the provider only at the first sign-in, so this is safe. The
+ * `idp` fixture is that provider; it is closed after the test.
  */
 import { test as base, expect, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { bindIdp, CLIENT_ID, CLIENT_SECRET, type Idp } from '../idp/idp.mjs';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const PULSE_BIN = process.env.PULSE_BIN || path.join(REPO_ROOT, 'target', 'debug', 'pulse');
@@ -41,11 +49,36 @@ export interface PulseServer {
   logs(): string;
 }
 
+/** `sso` option: true, or the provider settings a test needs to change. */
+export interface SsoOptions {
+  /** Access-token lifetime at the provider, in seconds (default 3600). */
+  accessTokenTtl?: number;
+  /** Registers `<pulse>/<path>` as the client's back-channel logout URI. */
+  backchannelLogoutPath?: string;
+}
+
 type Fixtures = {
   /** Extra environment for this test's server, e.g. PULSE_AUTH_USER / PULSE_AUTH_PASS. */
   pulseEnv: Record<string, string>;
+  /** Gives the test an OpenID provider and points Pulse's single sign-on at it. */
+  sso: boolean | SsoOptions;
+  /** The provider, bound but not started (internal: started by `pulse`, which needs its issuer). */
+  boundIdp: Idp | undefined;
   pulse: PulseServer;
+  /** The test's started OpenID provider; needs `test.use({ sso: true })`. */
+  idp: Idp;
 };
+
+/** Pulse's SSO settings for a provider at `issuer` (the scopes include the `groups` claim). */
+export function ssoEnv(issuer: string): Record<string, string> {
+  return {
+    OIDC_ENABLED: 'true',
+    OIDC_ISSUER_URL: issuer,
+    OIDC_CLIENT_ID: CLIENT_ID,
+    OIDC_CLIENT_SECRET: CLIENT_SECRET,
+    OIDC_SCOPES: 'openid profile email groups',
+  };
+}
 
 function pulseEnvironment(dataDir: string, extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -132,10 +165,40 @@ async function stopPulse(child: ChildProcess) {
 
 export const test = base.extend<Fixtures>({
   pulseEnv: [{}, { option: true }],
+  sso: [false, { option: true }],
 
-  pulse: async ({ pulseEnv }, use, testInfo) => {
-    const { child, dataDir, info, logs } = await startPulse(pulseEnv);
+  boundIdp: async ({ sso }, use, testInfo) => {
+    if (!sso) {
+      await use(undefined);
+      return;
+    }
+    const idp = await bindIdp({ log: () => {}, quiet: true });
     try {
+      await use(idp);
+    } finally {
+      await idp.close();
+      const logs = idp.logs();
+      if (logs && testInfo.status !== testInfo.expectedStatus) {
+        await testInfo.attach('idp.log', { body: logs, contentType: 'text/plain' });
+      }
+    }
+  },
+
+  pulse: async ({ pulseEnv, sso, boundIdp }, use, testInfo) => {
+    const env = boundIdp ? { ...ssoEnv(boundIdp.issuer), ...pulseEnv } : pulseEnv;
+    const { child, dataDir, info, logs } = await startPulse(env);
+    try {
+      if (boundIdp) {
+        const options = typeof sso === 'object' ? sso : {};
+        await boundIdp.start({
+          redirectUris: [`${info.baseURL}/api/oidc/callback`],
+          postLogoutRedirectUris: [`${info.baseURL}/login?logged_out=1`],
+          accessTokenTtl: options.accessTokenTtl,
+          backchannelLogoutUri: options.backchannelLogoutPath
+            ? `${info.baseURL}/${options.backchannelLogoutPath.replace(/^\//, '')}`
+            : undefined,
+        });
+      }
       await use({ ...info, dataDir, logs });
     } finally {
       await stopPulse(child);
@@ -144,6 +207,18 @@ export const test = base.extend<Fixtures>({
       }
       rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
     }
+  },
+
+  idp: async ({ boundIdp, pulse, context }, use) => {
+    if (!boundIdp) throw new Error('The idp fixture needs `test.use({ sso: true })`.');
+    void pulse; // started: the provider knows Pulse's URLs now.
+    // The provider's pages @import a web font from fonts.googleapis.com; keep the browser on this
+    // machine so a slow or black-holed network cannot delay their load events.
+    await context.route(
+      (url) => url.hostname !== '127.0.0.1' && url.hostname !== 'localhost',
+      (route) => route.abort('blockedbyclient'),
+    );
+    await use(boundIdp);
   },
 
   baseURL: async ({ pulse }, use) => {

@@ -46,6 +46,13 @@ pub enum Command {
     /// Administrative tasks run against the data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Re-encrypt every stored secret under a new key (stop Pulse first). Without --new-key a key
+    /// is generated into <data dir>/.encryption.key (the old one is kept as .encryption.key.previous).
+    RotateKey {
+        /// The new key, base64 of 32 bytes (required when PULSE_ENCRYPTION_KEY supplies the current key).
+        #[arg(long, hide_env_values = true)]
+        new_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,9 @@ pub struct LoginForm {
     remember_me: Option<String>,
     #[serde(default, rename = "returnTo")]
     return_to: Option<String>,
+    /// Set when the form was reached through `?show_local=true`, so a retry keeps the form visible.
+    #[serde(default)]
+    show_local: Option<String>,
 }
 
 fn encode(value: &str) -> String {
@@ -59,6 +62,9 @@ pub async fn login(
             }
             if destination != "/" {
                 url.push_str(&format!("&returnTo={}", encode(&destination)));
+            }
+            if form.show_local.as_deref() == Some("true") {
+                url.push_str("&show_local=true");
             }
             Redirect::to(&url)
         }

@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Admin(AdminCommand::ResetLockout)) => reset_lockout(cli.settings.data_dir).await,
+        Some(Command::RotateKey { new_key }) => rotate_key(cli.settings, new_key).await,
         Some(Command::Serve) | None => serve(cli.settings).await,
     }
 }
@@ -115,4 +116,55 @@ async fn reset_lockout(data_dir: std::path::PathBuf) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+async fn rotate_key(settings: pulse_server::cli::Settings, new_key: Option<String>) -> ExitCode {
+    use pulse_core::crypto::{self, Cipher, KeyOrigin};
+    let data_dir = settings.data_dir.clone();
+    let from_env = settings.encryption_key.clone().map(secrecy::SecretString::from);
+    let fail = |message: String| {
+        eprintln!("pulse rotate-key: {message}");
+        ExitCode::from(1)
+    };
+    let db = match pulse_core::store::open(&data_dir).await {
+        Ok(db) => db,
+        Err(err) => return fail(format!("cannot open the database in {}: {err}", data_dir.display())),
+    };
+    let (old_key, origin) = match crypto::load_key(&data_dir, from_env.as_ref(), false) {
+        Ok(Some(found)) => found,
+        Ok(None) => return fail("no current key: set PULSE_ENCRYPTION_KEY or restore .encryption.key".into()),
+        Err(err) => return fail(err.to_string()),
+    };
+    let new_key = match (&new_key, &origin) {
+        (Some(encoded), _) => match crypto::decode_key(encoded) {
+            Ok(key) => key,
+            Err(err) => return fail(err.to_string().replace("PULSE_ENCRYPTION_KEY", "--new-key")),
+        },
+        (None, KeyOrigin::Environment) => {
+            return fail("the current key comes from PULSE_ENCRYPTION_KEY: pass the new one with --new-key".into())
+        }
+        (None, _) => pulse_core::rotate::generate_key(),
+    };
+    let (old, new) = (Cipher::new(&old_key), Cipher::new(&new_key));
+    let report = match pulse_core::rotate::rotate(&db, &old, &new).await {
+        Ok(report) => report,
+        Err(err) => return fail(err.to_string()),
+    };
+    if !matches!(origin, KeyOrigin::Environment) {
+        let file = data_dir.join(crypto::KEY_FILE_NAME);
+        let previous = data_dir.join(format!("{}.previous", crypto::KEY_FILE_NAME));
+        if let Err(err) = std::fs::copy(&file, &previous) {
+            return fail(format!("secrets were re-encrypted but the old key could not be backed up: {err}"));
+        }
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(secrecy::ExposeSecret::expose_secret(&new_key));
+        if let Err(err) = crypto::write_private_file(&file, encoded.as_bytes()) {
+            return fail(format!("secrets were re-encrypted but the new key could not be written to {}: {err}; the old key is in {}", file.display(), previous.display()));
+        }
+        println!("New key written to {} (old key kept in {}).", file.display(), previous.display());
+    } else {
+        println!("Set PULSE_ENCRYPTION_KEY to the new key before starting Pulse again.");
+    }
+    println!("Re-encrypted {} stored settings and {} sessions under key id {}.", report.settings, report.sessions, new.key_id());
+    ExitCode::SUCCESS
 }

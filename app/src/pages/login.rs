@@ -100,7 +100,7 @@ fn LoginChoices(
         {buttons}
         {(has_sso && show_form).then(|| view! { <div class="divider"><span>"or"</span></div> })}
         {if show_form {
-            view! { <LocalLoginForm return_to=return_to initial_error=initial_error/> }.into_any()
+            view! { <LocalLoginForm return_to=return_to initial_error=initial_error show_local=show_local_requested/> }.into_any()
         } else {
             view! {
                 {initial_error.map(|message| view! { <Banner tone=Tone::Error message=message/> })}
@@ -111,7 +111,7 @@ fn LoginChoices(
 }
 
 #[component]
-fn LocalLoginForm(return_to: String, initial_error: Option<String>) -> impl IntoView {
+fn LocalLoginForm(return_to: String, initial_error: Option<String>, show_local: bool) -> impl IntoView {
     let error = RwSignal::new(initial_error);
     let pending = RwSignal::new(false);
     let username = NodeRef::<html::Input>::new();
@@ -160,6 +160,7 @@ fn LocalLoginForm(return_to: String, initial_error: Option<String>) -> impl Into
                 {move || error.get().map(|message| view! { <Banner tone=Tone::Error message=message/> })}
             </div>
             <input type="hidden" name="returnTo" value=return_to/>
+            {show_local.then(|| view! { <input type="hidden" name="show_local" value="true"/> })}
             <label class="sr-only" for="username">"Username"</label>
             <input id="username" name="username" type="text" placeholder="Username" autocomplete="username"
                 required autocapitalize="none" spellcheck="false" node_ref=username/>
