@@ -176,3 +176,53 @@ pub fn summarise_user_agent(user_agent: Option<&str>) -> String {
         None => browser.to_owned(),
     }
 }
+
+/// One line of the audit log as the admin screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub event: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub username: Option<String>,
+    pub ip: Option<String>,
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub has_more: bool,
+}
+
+pub const AUDIT_PAGE_SIZE: i64 = 50;
+
+/// Admins only: the audit log, newest first, filtered and paged.
+#[server(prefix = "/api/fn", endpoint = "audit")]
+pub async fn list_audit(event: Option<String>, username: Option<String>, page: i64) -> Result<AuditPage, ServerFnError> {
+    let core = crate::ssr::core()?;
+    crate::ssr::require_admin().await?;
+    let event = event.filter(|e| !e.is_empty());
+    let username = username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    let offset = page.clamp(0, 10_000) * AUDIT_PAGE_SIZE;
+    let mut rows = pulse_core::store::audit::search(&core.db, event.as_deref(), username.as_deref(), AUDIT_PAGE_SIZE + 1, offset)
+        .await
+        .map_err(crate::ssr::internal("reading the audit log"))?;
+    let has_more = rows.len() as i64 > AUDIT_PAGE_SIZE;
+    rows.truncate(AUDIT_PAGE_SIZE as usize);
+    Ok(AuditPage {
+        has_more,
+        entries: rows
+            .into_iter()
+            .map(|row| AuditEntry {
+                at: row.at,
+                event: row.event,
+                outcome: row.outcome,
+                reason: row.reason,
+                username: row.username,
+                ip: row.ip,
+                method: row.method,
+            })
+            .collect(),
+    })
+}

@@ -89,3 +89,80 @@ pub fn oidc_error_message(code: &str) -> &'static str {
         _ => "Single sign-on failed. Try again, or ask your administrator to check the Pulse log.",
     }
 }
+
+/// A time as `2026-12-04 21:14 UTC`, identical on server and client so hydration matches.
+pub fn format_utc(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, (secs % 3600) / 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm: no date library in the WebAssembly bundle.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The settings layout: a left navigation of the security screens and the page's own content.
+#[component]
+pub fn SettingsFrame(#[prop(into)] title: String, #[prop(into)] intro: String, children: Children) -> impl IntoView {
+    let links = [
+        ("/settings/security/sessions", "Sessions"),
+        ("/settings/security/audit", "Audit log"),
+    ];
+    view! {
+        <div class="settings-layout">
+            <nav class="settings-nav" aria-label="Settings">
+                <a href="/" class="back-link">"← Back to Pulse"</a>
+                <p class="nav-heading">"Security"</p>
+                <ul>
+                    {links.into_iter().map(|(href, label)| view! { <li><a href=href>{label}</a></li> }).collect_view()}
+                </ul>
+            </nav>
+            <div class="settings-page">
+                <header class="settings-header">
+                    <h1>{title}</h1>
+                    <p class="muted">{intro}</p>
+                </header>
+                {children()}
+            </div>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_times_in_utc() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(1_796_418_898), "2026-12-04 21:14 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn every_sso_error_code_has_its_own_sentence() {
+        let codes = [
+            "idp_error", "invalid_state", "exchange_failed", "invalid_id_token", "issuer_mismatch",
+            "audience_mismatch", "token_expired", "invalid_signature", "nonce_mismatch", "email_restricted",
+            "domain_restricted", "group_restricted", "provider_unavailable", "not_configured",
+        ];
+        let fallback = oidc_error_message("something-else");
+        let mut seen = std::collections::HashSet::new();
+        for code in codes {
+            let sentence = oidc_error_message(code);
+            assert_ne!(sentence, fallback, "{code} has no sentence");
+            assert!(seen.insert(sentence), "{code} shares its sentence");
+        }
+    }
+}

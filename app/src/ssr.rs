@@ -31,3 +31,22 @@ pub fn internal<E: std::fmt::Display>(doing: &'static str) -> impl FnOnce(E) -> 
         ServerFnError::new(format!("{doing} failed; see the server log"))
     }
 }
+
+/// The signed-in admin, or an error a page turns into 403. Every admin server function calls it.
+pub async fn require_admin() -> Result<SessionUser, ServerFnError> {
+    match current_user().await? {
+        Some(user) if user.is_admin() => Ok(user),
+        Some(_) => {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::FORBIDDEN);
+            }
+            Err(ServerFnError::new("forbidden"))
+        }
+        None => {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::UNAUTHORIZED);
+            }
+            Err(ServerFnError::new("unauthenticated"))
+        }
+    }
+}

@@ -112,6 +112,19 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .with_state(state)
 }
 
+/// Audit entries kept; older ones are deleted hourly.
+pub const AUDIT_RETENTION_ENTRIES: i64 = 100_000;
+
+async fn prune_audit_log(db: sqlx::SqlitePool) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        if let Err(err) = pulse_core::store::audit::prune(&db, AUDIT_RETENTION_ENTRIES).await {
+            tracing::warn!(error = %err, "could not prune the audit log");
+        }
+    }
+}
+
 /// A bound, ready-to-run Pulse: tests build it on port 0 and read `local_addr`.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -145,6 +158,7 @@ impl Application {
         let store = SqliteStore::new(core.db.clone());
         store.migrate().await.map_err(BuildError::Sessions)?;
         tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
+        tokio::spawn(prune_audit_log(core.db.clone()));
         let session_layer = SessionManagerLayer::new(store)
             .with_name(SESSION_COOKIE_NAME)
             .with_same_site(SameSite::Lax)
