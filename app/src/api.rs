@@ -153,7 +153,7 @@ pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
     let revoked = pulse_core::store::sessions::revoke_binding(&core.db, &id, "revoked_by_user", now)
         .await
         .map_err(crate::ssr::internal("revoking the session"))?;
-    core.revoke_bindings(revoked);
+    core.revoke_bindings(revoked, "revoked_by_user");
     Ok(())
 }
 

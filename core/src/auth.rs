@@ -202,7 +202,7 @@ pub async fn start_sso_session(
 pub async fn end_session(core: &Core, session: &tower_sessions::Session, reason: &str) -> Result<(), SessionStartError> {
     if let Some(binding) = crate::session::binding(session).await? {
         crate::store::sessions::revoke_binding(&core.db, &binding, reason, core.clock.now()).await?;
-        core.revoke_bindings([binding]);
+        core.revoke_bindings([binding], reason);
     }
     crate::session::sign_out(session).await?;
     Ok(())

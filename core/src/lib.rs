@@ -41,8 +41,9 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub oidc: oidc::service::OidcService,
     pub refresh: session_refresh::RefreshCoordinator,
-    /// Bindings of revoked sessions that might still be presented; checked on every request.
-    revoked: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Bindings of revoked sessions that might still be presented, with the reason; checked on
+    /// every request.
+    revoked: std::sync::RwLock<std::collections::HashMap<String, String>>,
 }
 
 /// What start-up found, for the operator's log.
@@ -153,16 +154,19 @@ impl Core {
         Ok(Some(outcome))
     }
 
-    pub fn revoke_bindings(&self, bindings: impl IntoIterator<Item = String>) {
+    /// Makes the sessions with these bindings end at their next request; `reason` is what the
+    /// registry recorded (e.g. `backchannel_logout`, `revoked_by_user`).
+    pub fn revoke_bindings(&self, bindings: impl IntoIterator<Item = String>, reason: &str) {
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         for binding in bindings {
             self.refresh.forget(&binding);
-            revoked.insert(binding);
+            revoked.insert(binding, reason.to_owned());
         }
     }
 
-    pub fn is_revoked(&self, binding: &str) -> bool {
-        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains(binding)
+    /// Why the session with this binding was revoked, if it was.
+    pub fn revocation_reason(&self, binding: &str) -> Option<String> {
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).get(binding).cloned()
     }
 
     /// Whether the local form is hidden (environment or stored toggle). Hiding never applies

@@ -48,9 +48,29 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct RefreshCoordinator {
     slots: StdMutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    /// When each session's "last seen" was last written, so it is written at most once a minute.
+    last_touch: StdMutex<HashMap<String, OffsetDateTime>>,
 }
 
+/// How stale a session's "last seen" may get before it is written again.
+const TOUCH_INTERVAL: Duration = Duration::minutes(1);
+
 impl RefreshCoordinator {
+    /// Whether "last seen" should be written now for `binding` (and notes that it will be).
+    fn should_touch(&self, binding: &str, now: OffsetDateTime) -> bool {
+        let mut touched = self.last_touch.lock().unwrap_or_else(|p| p.into_inner());
+        if touched.len() > 100_000 {
+            touched.clear();
+        }
+        match touched.get(binding) {
+            Some(at) if now - *at < TOUCH_INTERVAL => false,
+            _ => {
+                touched.insert(binding.to_owned(), now);
+                true
+            }
+        }
+    }
+
     fn slot(&self, binding: &str) -> Arc<Mutex<Slot>> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() > 10_000 {
@@ -79,9 +99,16 @@ pub async fn ensure_fresh(core: &Core, session: &Session) -> Result<Freshness, S
         return Ok(Freshness::Fresh);
     };
     if let Some(binding) = session::binding(session).await? {
-        if core.is_revoked(&binding) {
+        if let Some(why) = core.revocation_reason(&binding) {
             session.flush().await?;
-            return Ok(Freshness::Ended { reason: "revoked" });
+            let reason = if why == "backchannel_logout" { "idp_logout" } else { "revoked" };
+            return Ok(Freshness::Ended { reason });
+        }
+        let now = core.clock.now();
+        if core.refresh.should_touch(&binding, now) {
+            if let Err(err) = crate::store::sessions::touch(&core.db, &binding, now).await {
+                tracing::warn!(error = %err, "could not record when the session was last seen");
+            }
         }
     }
     if user.auth_method != AuthMethod::Oidc {

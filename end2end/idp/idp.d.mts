@@ -25,6 +25,15 @@ export interface Idp {
   close(): Promise<void>;
   /** The provider's notices and failure lines so far. */
   logs(): string;
+  /** Refresh-token grants the token endpoint answered with new tokens since `start`. */
+  refreshCount(): number;
+  /** Refresh-token grants the token endpoint refused (e.g. invalid_grant) since `start`. */
+  refusedRefreshCount(): number;
+  /**
+   * Revokes every grant issued since `start`, with its refresh and access tokens, so the next
+   * refresh is refused with invalid_grant. Resolves to the number of grants revoked.
+   */
+  revokeAllGrants(): Promise<number>;
   readonly provider: unknown;
 }
 

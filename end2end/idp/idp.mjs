@@ -84,6 +84,12 @@ export async function bindIdp({ port = 0, host = '127.0.0.1', log = (line) => co
   });
   const issuer = `http://${host}:${server.address().port}`;
   let provider;
+  // What the tests observe of the token endpoint: refresh grants issued and refused, and every grant
+  // (consent) the provider has stored, so a test can revoke them server-side (Pulse never hands out
+  // its refresh token, so the revocation endpoint is of no use to a test).
+  let refreshes = 0;
+  let refusedRefreshes = 0;
+  const grantIds = new Set();
 
   /**
    * Starts the provider.
@@ -177,6 +183,17 @@ export async function bindIdp({ port = 0, host = '127.0.0.1', log = (line) => co
     };
     const create = async () => new (await loadProvider())(issuer, options);
     provider = quiet ? await divertProviderNotices(record, create) : await create();
+    refreshes = 0;
+    refusedRefreshes = 0;
+    grantIds.clear();
+    const isRefresh = (ctx) => ctx?.oidc?.params?.grant_type === 'refresh_token';
+    provider.on('grant.success', (ctx) => {
+      if (isRefresh(ctx)) refreshes += 1;
+    });
+    provider.on('grant.error', (ctx) => {
+      if (isRefresh(ctx)) refusedRefreshes += 1;
+    });
+    provider.on('grant.saved', (grant) => grantIds.add(grant.jti));
     provider.on('server_error', (ctx, err) => record(`oidc-provider server_error: ${err?.stack ?? err}`));
     provider.on('backchannel.success', (ctx, client, accountId, sid) =>
       record(`oidc-provider back-channel logout sent to ${client.clientId} for ${accountId} (sid ${sid})`),
@@ -194,10 +211,41 @@ export async function bindIdp({ port = 0, host = '127.0.0.1', log = (line) => co
     return provider;
   }
 
+  /**
+   * Revokes every grant the provider has issued, as an administrator would at the provider: the
+   * grants and their refresh tokens, access tokens and codes are gone, so the next refresh is
+   * refused with invalid_grant. Returns how many grants there were.
+   */
+  async function revokeAllGrants() {
+    if (!provider) throw new Error('The provider is not started.');
+    const ids = [...grantIds];
+    for (const id of ids) {
+      await Promise.all([
+        provider.RefreshToken.revokeByGrantId(id),
+        provider.AccessToken.revokeByGrantId(id),
+        provider.AuthorizationCode.revokeByGrantId(id),
+      ]);
+      const grant = await provider.Grant.find(id);
+      await grant?.destroy();
+      grantIds.delete(id);
+      record(`oidc-provider grant ${id} revoked by the test`);
+    }
+    return ids.length;
+  }
+
   async function close() {
     server.closeAllConnections?.();
     await new Promise((resolve) => server.close(() => resolve()));
   }
 
-  return { issuer, start, close, logs: () => lines.join('\n'), get provider() { return provider; } };
+  return {
+    issuer,
+    start,
+    close,
+    logs: () => lines.join('\n'),
+    refreshCount: () => refreshes,
+    refusedRefreshCount: () => refusedRefreshes,
+    revokeAllGrants,
+    get provider() { return provider; },
+  };
 }

@@ -191,7 +191,7 @@ pub async fn backchannel_logout(
     match core.oidc.backchannel_logout(&core.db, &token, core.clock.now()).await {
         Ok(revoked) => {
             tracing::info!(sessions = revoked.len(), "back-channel logout ended sessions");
-            core.revoke_bindings(revoked);
+            core.revoke_bindings(revoked, "backchannel_logout");
             let mut response = StatusCode::OK.into_response();
             response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
             response

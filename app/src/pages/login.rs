@@ -28,11 +28,7 @@ pub fn LoginPage() -> impl IntoView {
         }
         message
     });
-    let sso_error = sso_error.or_else(|| {
-        param("session_ended").map(|_| {
-            "Your single sign-on session ended at the identity provider. Sign in again.".to_owned()
-        })
-    });
+    let sso_error = sso_error.or_else(|| param("session_ended").map(|reason| session_ended_message(&reason).to_owned()));
     let notice = if param("logged_out").is_some() {
         Some("You have been signed out.")
     } else if param("setup").as_deref() == Some("done") {
@@ -69,6 +65,16 @@ pub fn LoginPage() -> impl IntoView {
                 })}
             </Suspense>
         </AuthFrame>
+    }
+}
+
+/// Why a session ended before its time, as carried by `session_ended=<reason>`.
+fn session_ended_message(reason: &str) -> &'static str {
+    match reason {
+        "idp_refused" | "idp_logout" => "Your single sign-on session ended at the identity provider. Sign in again.",
+        "idp_unreachable" => "Your session expired while the identity provider could not be reached. Sign in again.",
+        "revoked" => "Your session was ended from the Sessions screen. Sign in again.",
+        _ => "Your session ended. Sign in again.",
     }
 }
 

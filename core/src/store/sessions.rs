@@ -78,9 +78,13 @@ pub async fn revoke_by_subject(db: &SqlitePool, issuer: &str, subject: &str, rea
     revoke_where(db, "oidc_issuer = ?1 AND oidc_subject = ?2", issuer, Some(subject), reason, now).await
 }
 
-/// Revoked sessions that could still be presented (not yet expired): loaded at start-up.
-pub async fn revoked_bindings(db: &SqlitePool, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT binding FROM session_registry WHERE revoked_at IS NOT NULL AND expires_at > ?1")
+/// Revoked sessions that could still be presented (not yet expired), with the reason: loaded at
+/// start-up.
+pub async fn revoked_bindings(db: &SqlitePool, now: OffsetDateTime) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT binding, COALESCE(revoked_reason, 'revoked') FROM session_registry
+         WHERE revoked_at IS NOT NULL AND expires_at > ?1",
+    )
         .bind(unix(now))
         .fetch_all(db)
         .await
