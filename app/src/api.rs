@@ -226,3 +226,54 @@ pub async fn list_audit(event: Option<String>, username: Option<String>, page: i
             .collect(),
     })
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub scope: String,
+    pub subject: String,
+    pub until: i64,
+}
+
+/// What the Authentication screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSettings {
+    pub is_admin: bool,
+    pub has_password: bool,
+    pub hide_local_login: bool,
+    pub hide_env_managed: bool,
+    pub sso_active: bool,
+    pub locks: Vec<LockInfo>,
+}
+
+#[server(prefix = "/api/fn", endpoint = "auth_settings")]
+pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
+    let core = crate::ssr::core()?;
+    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("unauthenticated"))?;
+    let has_password = pulse_core::store::users::password_hash_by_id(&core.db, user.user_id)
+        .await
+        .map_err(crate::ssr::internal("reading the account"))?
+        .is_some();
+    let stored_hide = pulse_core::store::settings::get_bool(&core.db, pulse_core::store::settings::HIDE_LOCAL_LOGIN)
+        .await
+        .map_err(crate::ssr::internal("reading settings"))?
+        .unwrap_or(false);
+    // Locks are an administrator's business only.
+    let locks = if user.is_admin() {
+        pulse_core::store::lockout::current_locks(&core.db, core.clock.now())
+            .await
+            .map_err(crate::ssr::internal("reading lockouts"))?
+            .into_iter()
+            .map(|lock| LockInfo { scope: lock.scope.name().to_owned(), subject: lock.subject, until: lock.until.unix_timestamp() })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(AuthSettings {
+        is_admin: user.is_admin(),
+        has_password,
+        hide_local_login: core.config.hide_local_login.unwrap_or(stored_hide),
+        hide_env_managed: core.config.hide_local_login.is_some(),
+        sso_active: core.oidc.active().is_some(),
+        locks,
+    })
+}

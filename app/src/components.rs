@@ -116,6 +116,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[component]
 pub fn SettingsFrame(#[prop(into)] title: String, #[prop(into)] intro: String, children: Children) -> impl IntoView {
     let links = [
+        ("/settings/security/authentication", "Authentication"),
         ("/settings/security/sessions", "Sessions"),
         ("/settings/security/audit", "Audit log"),
     ];

@@ -17,7 +17,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::pages::{audit::AuditPage, home::HomePage, login::LoginPage, sessions::SessionsPage, setup::SetupPage, NotFound};
+use crate::pages::{audit::AuditPage, authentication::AuthenticationPage, home::HomePage, login::LoginPage, sessions::SessionsPage, setup::SetupPage, NotFound};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -55,6 +55,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/sessions") view=SessionsPage ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/authentication") view=AuthenticationPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -144,6 +144,16 @@ pub enum SessionStartError {
     Storage(#[from] sqlx::Error),
 }
 
+/// A sign-in in a browser that is already signed in replaces that session: its registry entry
+/// ends too, or the sessions screen would list a session nobody holds any more.
+async fn retire_replaced_session(core: &Core, session: &tower_sessions::Session) -> Result<(), SessionStartError> {
+    if let Some(binding) = crate::session::binding(session).await? {
+        crate::store::sessions::revoke_binding(&core.db, &binding, "signed_in_again", core.clock.now()).await?;
+        core.revoke_bindings([binding], "signed_in_again");
+    }
+    Ok(())
+}
+
 /// Signs a local user in: a fresh session id, 24 hours or 30 days ("Remember me"), registered.
 pub async fn start_local_session(
     core: &Core,
@@ -153,6 +163,7 @@ pub async fn start_local_session(
     client: ClientInfo<'_>,
 ) -> Result<(), SessionStartError> {
     use crate::session::{SessionUser, DEFAULT_LIFETIME, REMEMBER_ME_LIFETIME};
+    retire_replaced_session(core, session).await?;
     let now = core.clock.now();
     let lifetime = if remember_me { REMEMBER_ME_LIFETIME } else { DEFAULT_LIFETIME };
     let binding = crate::session::sign_in(session, &SessionUser::local(user, now), lifetime, now).await?;
@@ -177,6 +188,7 @@ pub async fn start_sso_session(
     completed: &crate::oidc::flow::CompletedLogin,
     client: ClientInfo<'_>,
 ) -> Result<(), SessionStartError> {
+    retire_replaced_session(core, session).await?;
     let now = core.clock.now();
     let subject = &completed.identity.subject;
     let binding = crate::session::sign_in_sso(session, &core.cipher, user, subject, &completed.tokens, now).await?;
@@ -206,4 +218,65 @@ pub async fn end_session(core: &Core, session: &tower_sessions::Session, reason:
     }
     crate::session::sign_out(session).await?;
     Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("the current password is wrong")]
+    WrongCurrent,
+    #[error("{0}")]
+    Rejected(crate::password::PasswordError),
+    #[error("the two new passwords differ")]
+    Mismatch,
+    #[error("this account signs in with single sign-on and has no password here")]
+    NotLocal,
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Changes a local user's password; every other session of that user ends.
+pub async fn change_password(
+    core: &Core,
+    user_id: i64,
+    keep_binding: &str,
+    current: &SecretString,
+    new: &SecretString,
+    confirm: &SecretString,
+    ip: &str,
+) -> Result<(), ChangePasswordError> {
+    use secrecy::ExposeSecret;
+    let stored = users::password_hash_by_id(&core.db, user_id).await?.ok_or(ChangePasswordError::NotLocal)?;
+    if !core.passwords.verify(current, Some(&stored)).await {
+        return Err(ChangePasswordError::WrongCurrent);
+    }
+    crate::password::check_new_password(new).map_err(ChangePasswordError::Rejected)?;
+    if new.expose_secret() != confirm.expose_secret() {
+        return Err(ChangePasswordError::Mismatch);
+    }
+    let hash = core
+        .passwords
+        .hash(new)
+        .await
+        .map_err(ChangePasswordError::Rejected)?;
+    let now = core.clock.now();
+    users::set_password_hash(&core.db, user_id, &hash, now).await?;
+    let ended = crate::store::sessions::revoke_others(&core.db, user_id, keep_binding, "password_changed", now).await?;
+    core.revoke_bindings(ended, "password_changed");
+    let entry = AuditEvent { ip: Some(ip), detail: Some("password changed"), ..AuditEvent::new("settings", Outcome::Success) };
+    let username = users::find_by_id(&core.db, user_id).await?.map(|u| u.username);
+    audit::record(&core.db, now, &AuditEvent { username: username.as_deref(), ..entry }).await?;
+    Ok(())
+}
+
+/// Records a settings change (never the values of secrets).
+pub async fn record_settings_change(core: &Core, username: &str, ip: &str, what: &str) {
+    let entry = AuditEvent {
+        username: Some(username),
+        ip: Some(ip),
+        detail: Some(what),
+        ..AuditEvent::new("settings", Outcome::Success)
+    };
+    if let Err(err) = audit::record(&core.db, core.clock.now(), &entry).await {
+        tracing::error!(error = %err, "could not write the audit log");
+    }
 }

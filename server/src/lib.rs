@@ -11,6 +11,7 @@ pub mod forms;
 pub mod oidc;
 pub mod pages;
 pub mod security;
+pub mod settings_forms;
 pub mod state;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -89,6 +90,9 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .route("/api/oidc/login", get(oidc::login))
         .route("/api/oidc/callback", get(oidc::callback))
         .route("/api/oidc/backchannel-logout", post(oidc::backchannel_logout))
+        .route("/settings/security/authentication/password", post(settings_forms::change_password))
+        .route("/settings/security/authentication/hide-local-login", post(settings_forms::set_hide_local_login))
+        .route("/settings/security/authentication/unlock", post(settings_forms::unlock))
         .merge(auth_routes)
         .route(
             "/api/fn/{*name}",

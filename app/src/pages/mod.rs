@@ -1,5 +1,6 @@
 //! One module per page.
 pub mod audit;
+pub mod authentication;
 pub mod home;
 pub mod login;
 pub mod sessions;

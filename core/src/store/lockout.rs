@@ -120,6 +120,31 @@ pub async fn clear_all(db: &SqlitePool) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM login_failures").execute(db).await?.rows_affected())
 }
 
+/// Lifts one lock (admin's Unlock button).
+pub async fn clear(db: &SqlitePool, scope: Scope, subject: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM login_failures WHERE scope = ?1 AND subject = ?2")
+        .bind(scope.as_str())
+        .bind(subject)
+        .execute(db)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+impl Scope {
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "account" => Some(Scope::Account),
+            "ip" => Some(Scope::Ip),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// A current lock, for the admin screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {

@@ -78,6 +78,20 @@ pub async fn revoke_by_subject(db: &SqlitePool, issuer: &str, subject: &str, rea
     revoke_where(db, "oidc_issuer = ?1 AND oidc_subject = ?2", issuer, Some(subject), reason, now).await
 }
 
+/// Revokes every session of a user except `keep` (after a password change).
+pub async fn revoke_others(db: &SqlitePool, user_id: i64, keep: &str, reason: &str, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE session_registry SET revoked_at = ?3, revoked_reason = ?4
+         WHERE revoked_at IS NULL AND user_id = ?1 AND binding <> ?2 RETURNING binding",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(unix(now))
+    .bind(reason)
+    .fetch_all(db)
+    .await
+}
+
 /// Revoked sessions that could still be presented (not yet expired), with the reason: loaded at
 /// start-up.
 pub async fn revoked_bindings(db: &SqlitePool, now: OffsetDateTime) -> Result<Vec<(String, String)>, sqlx::Error> {

@@ -169,6 +169,24 @@ pub async fn upsert_oidc(
     Ok(User { id, username: username.to_owned(), role, email: email.map(str::to_owned) })
 }
 
+pub async fn set_password_hash(db: &SqlitePool, user_id: i64, hash: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1 AND oidc_subject IS NULL")
+        .bind(user_id)
+        .bind(hash)
+        .bind(unix(now))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn password_hash_by_id(db: &SqlitePool, user_id: i64) -> Result<Option<String>, sqlx::Error> {
+    let hash: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(hash.flatten())
+}
+
 /// The stored hash of a local account, to tell whether an environment password changed.
 pub async fn password_hash_of(db: &SqlitePool, username: &str) -> Result<Option<String>, sqlx::Error> {
     let hash: Option<Option<String>> =
