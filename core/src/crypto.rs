@@ -115,6 +115,9 @@ pub enum KeyOrigin {
     CreatedFile(PathBuf),
 }
 
+/// A key with where it came from.
+pub type LoadedKey = (SecretBox<[u8; 32]>, KeyOrigin);
+
 /// Decodes a base64 key as given in `PULSE_ENCRYPTION_KEY`.
 pub fn decode_key(encoded: &str) -> Result<SecretBox<[u8; 32]>, KeyError> {
     let bytes = STANDARD
@@ -131,7 +134,7 @@ pub fn load_key(
     data_dir: &Path,
     from_env: Option<&SecretString>,
     may_create: bool,
-) -> Result<Option<(SecretBox<[u8; 32]>, KeyOrigin)>, KeyError> {
+) -> Result<Option<LoadedKey>, KeyError> {
     if let Some(encoded) = from_env {
         return Ok(Some((decode_key(encoded.expose_secret())?, KeyOrigin::Environment)));
     }

@@ -86,10 +86,7 @@ pub async fn callback(
     let now = core.clock.now();
     // Garbage query strings are refused as an invalid state, not a 400 page: the user gets the
     // login page with a sentence, whatever the provider (or an attacker) sent.
-    let params: CallbackParams = raw
-        .as_deref()
-        .and_then(|q| serde_urlencoded_like(q))
-        .unwrap_or_default();
+    let params = raw.as_deref().map(parse_callback_query).unwrap_or_default();
     let pending = match params.state.as_deref() {
         Some(state_value) => session::take_pending(&session, &core.cipher, state_value).await.ok().flatten(),
         None => None,
@@ -115,7 +112,7 @@ pub async fn callback(
 }
 
 /// Parses the callback query leniently: unknown keys ignored, the first value of a key wins.
-fn serde_urlencoded_like(query: &str) -> Option<CallbackParams> {
+fn parse_callback_query(query: &str) -> CallbackParams {
     let mut params = CallbackParams::default();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match key.as_ref() {
@@ -130,7 +127,7 @@ fn serde_urlencoded_like(query: &str) -> Option<CallbackParams> {
             *slot = Some(value.into_owned());
         }
     }
-    Some(params)
+    params
 }
 
 /// Refreshes an SSO session's tokens when due (see `pulse_core::session_refresh`). When the
