@@ -76,11 +76,22 @@ pub async fn get_login_options() -> Result<LoginOptions, ServerFnError> {
         .oidc
         .buttons()
         .into_iter()
-        .map(|b| SsoProvider { id: b.id.to_owned(), display_name: b.display_name, login_url: b.login_url.to_owned() })
+        .map(|b| SsoProvider {
+            id: b.id.to_owned(),
+            display_name: b.display_name,
+            login_url: b.login_url.to_owned(),
+        })
         .collect();
     // The core never hides the form while SSO is unusable: nobody gets locked out.
-    let hide_local_login = core.hide_local_login().await.map_err(crate::ssr::internal("reading settings"))?;
-    Ok(LoginOptions { hide_local_login, sso_providers, setup_required })
+    let hide_local_login = core
+        .hide_local_login()
+        .await
+        .map_err(crate::ssr::internal("reading settings"))?;
+    Ok(LoginOptions {
+        hide_local_login,
+        sso_providers,
+        setup_required,
+    })
 }
 
 /// A session as the sessions screen lists it.
@@ -109,8 +120,12 @@ pub struct SessionsView {
 pub async fn list_sessions() -> Result<SessionsView, ServerFnError> {
     let core = crate::ssr::core()?;
     let session = crate::ssr::session().await?;
-    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("Sign in first."))?;
-    let current = pulse_core::session::binding(&session).await.map_err(crate::ssr::internal("reading the session"))?;
+    let user = crate::ssr::current_user()
+        .await?
+        .ok_or_else(|| ServerFnError::new("Sign in first."))?;
+    let current = pulse_core::session::binding(&session)
+        .await
+        .map_err(crate::ssr::internal("reading the session"))?;
     let owner = (!user.is_admin()).then_some(user.user_id);
     let rows = pulse_core::store::sessions::active(&core.db, owner, core.clock.now())
         .await
@@ -139,7 +154,9 @@ pub async fn list_sessions() -> Result<SessionsView, ServerFnError> {
 #[server(prefix = "/api/fn", endpoint = "revoke_session")]
 pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
     let core = crate::ssr::core()?;
-    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("Sign in first."))?;
+    let user = crate::ssr::current_user()
+        .await?
+        .ok_or_else(|| ServerFnError::new("Sign in first."))?;
     let owner = (!user.is_admin()).then_some(user.user_id);
     let now = core.clock.now();
     let allowed = pulse_core::store::sessions::active(&core.db, owner, now)
@@ -162,15 +179,28 @@ pub fn summarise_user_agent(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent else {
         return "Unknown".to_owned();
     };
-    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl")]
-        .iter()
-        .find(|(needle, _)| ua.contains(needle))
-        .map(|(_, name)| *name)
-        .unwrap_or("Other");
-    let system = [("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux")]
-        .iter()
-        .find(|(needle, _)| ua.contains(needle))
-        .map(|(_, name)| *name);
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map(|(_, name)| *name)
+    .unwrap_or("Other");
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map(|(_, name)| *name);
     match system {
         Some(system) => format!("{browser} on {system}"),
         None => browser.to_owned(),
@@ -199,15 +229,25 @@ pub const AUDIT_PAGE_SIZE: i64 = 50;
 
 /// Admins only: the audit log, newest first, filtered and paged.
 #[server(prefix = "/api/fn", endpoint = "audit")]
-pub async fn list_audit(event: Option<String>, username: Option<String>, page: i64) -> Result<AuditPage, ServerFnError> {
+pub async fn list_audit(
+    event: Option<String>,
+    username: Option<String>,
+    page: i64,
+) -> Result<AuditPage, ServerFnError> {
     let core = crate::ssr::core()?;
     crate::ssr::require_admin().await?;
     let event = event.filter(|e| !e.is_empty());
     let username = username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
     let offset = page.clamp(0, 10_000) * AUDIT_PAGE_SIZE;
-    let mut rows = pulse_core::store::audit::search(&core.db, event.as_deref(), username.as_deref(), AUDIT_PAGE_SIZE + 1, offset)
-        .await
-        .map_err(crate::ssr::internal("reading the audit log"))?;
+    let mut rows = pulse_core::store::audit::search(
+        &core.db,
+        event.as_deref(),
+        username.as_deref(),
+        AUDIT_PAGE_SIZE + 1,
+        offset,
+    )
+    .await
+    .map_err(crate::ssr::internal("reading the audit log"))?;
     let has_more = rows.len() as i64 > AUDIT_PAGE_SIZE;
     rows.truncate(AUDIT_PAGE_SIZE as usize);
     Ok(AuditPage {
@@ -248,7 +288,9 @@ pub struct AuthSettings {
 #[server(prefix = "/api/fn", endpoint = "auth_settings")]
 pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
     let core = crate::ssr::core()?;
-    let user = crate::ssr::current_user().await?.ok_or_else(|| ServerFnError::new("unauthenticated"))?;
+    let user = crate::ssr::current_user()
+        .await?
+        .ok_or_else(|| ServerFnError::new("unauthenticated"))?;
     let has_password = pulse_core::store::users::password_hash_by_id(&core.db, user.user_id)
         .await
         .map_err(crate::ssr::internal("reading the account"))?
@@ -263,7 +305,11 @@ pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
             .await
             .map_err(crate::ssr::internal("reading lockouts"))?
             .into_iter()
-            .map(|lock| LockInfo { scope: lock.scope.name().to_owned(), subject: lock.subject, until: lock.until.unix_timestamp() })
+            .map(|lock| LockInfo {
+                scope: lock.scope.name().to_owned(),
+                subject: lock.subject,
+                until: lock.until.unix_timestamp(),
+            })
             .collect()
     } else {
         Vec::new()

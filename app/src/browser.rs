@@ -7,13 +7,21 @@ use crate::api::{ApiErrorBody, LoginRequest};
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub enum LoginReply {
     SignedIn,
-    Refused { code: String, remaining: Option<i64>, retry_after: Option<i64> },
+    Refused {
+        code: String,
+        remaining: Option<i64>,
+        retry_after: Option<i64>,
+    },
 }
 
 #[cfg(feature = "hydrate")]
 pub async fn post_login(request: &LoginRequest) -> LoginReply {
     use gloo_net::http::Request;
-    let refused = |code: &str| LoginReply::Refused { code: code.to_owned(), remaining: None, retry_after: None };
+    let refused = |code: &str| LoginReply::Refused {
+        code: code.to_owned(),
+        remaining: None,
+        retry_after: None,
+    };
     let Ok(builder) = Request::post("/api/login").json(request) else {
         return refused("internal");
     };
@@ -24,7 +32,11 @@ pub async fn post_login(request: &LoginRequest) -> LoginReply {
         return LoginReply::SignedIn;
     }
     match response.json::<ApiErrorBody>().await {
-        Ok(body) => LoginReply::Refused { code: body.error, remaining: body.remaining, retry_after: body.retry_after },
+        Ok(body) => LoginReply::Refused {
+            code: body.error,
+            remaining: body.remaining,
+            retry_after: body.retry_after,
+        },
         Err(_) if response.status() == 429 => refused("rate_limited"),
         Err(_) => refused("internal"),
     }
@@ -33,7 +45,11 @@ pub async fn post_login(request: &LoginRequest) -> LoginReply {
 #[cfg(not(feature = "hydrate"))]
 pub async fn post_login(_request: &LoginRequest) -> LoginReply {
     let _ = std::marker::PhantomData::<ApiErrorBody>;
-    LoginReply::Refused { code: "internal".into(), remaining: None, retry_after: None }
+    LoginReply::Refused {
+        code: "internal".into(),
+        remaining: None,
+        retry_after: None,
+    }
 }
 
 /// A full page load, so the next page renders on the server with the new session.

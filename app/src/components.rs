@@ -15,11 +15,7 @@ pub fn Logo() -> impl IntoView {
 
 /// The page frame used by the sign-in pages: logo, title, subtitle, then a card.
 #[component]
-pub fn AuthFrame(
-    #[prop(into)] title: String,
-    #[prop(into)] subtitle: String,
-    children: Children,
-) -> impl IntoView {
+pub fn AuthFrame(#[prop(into)] title: String, #[prop(into)] subtitle: String, children: Children) -> impl IntoView {
     view! {
         <div class="auth-page">
             <header class="auth-header">
@@ -154,9 +150,20 @@ mod tests {
     #[test]
     fn every_sso_error_code_has_its_own_sentence() {
         let codes = [
-            "idp_error", "invalid_state", "exchange_failed", "invalid_id_token", "issuer_mismatch",
-            "audience_mismatch", "token_expired", "invalid_signature", "nonce_mismatch", "email_restricted",
-            "domain_restricted", "group_restricted", "provider_unavailable", "not_configured",
+            "idp_error",
+            "invalid_state",
+            "exchange_failed",
+            "invalid_id_token",
+            "issuer_mismatch",
+            "audience_mismatch",
+            "token_expired",
+            "invalid_signature",
+            "nonce_mismatch",
+            "email_restricted",
+            "domain_restricted",
+            "group_restricted",
+            "provider_unavailable",
+            "not_configured",
         ];
         let fallback = oidc_error_message("something-else");
         let mut seen = std::collections::HashSet::new();

@@ -17,7 +17,10 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::pages::{audit::AuditPage, authentication::AuthenticationPage, home::HomePage, login::LoginPage, sessions::SessionsPage, setup::SetupPage, NotFound};
+use crate::pages::{
+    audit::AuditPage, authentication::AuthenticationPage, home::HomePage, login::LoginPage, sessions::SessionsPage,
+    setup::SetupPage, NotFound,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

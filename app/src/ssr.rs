@@ -11,17 +11,17 @@ pub fn core() -> Result<Arc<Core>, ServerFnError> {
 }
 
 pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
-    leptos_axum::extract::<tower_sessions::Session>()
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "session layer missing");
-            ServerFnError::new("session unavailable")
-        })
+    leptos_axum::extract::<tower_sessions::Session>().await.map_err(|err| {
+        tracing::error!(error = %err, "session layer missing");
+        ServerFnError::new("session unavailable")
+    })
 }
 
 pub async fn current_user() -> Result<Option<SessionUser>, ServerFnError> {
     let session = session().await?;
-    pulse_core::session::current_user(&session).await.map_err(internal("reading the session"))
+    pulse_core::session::current_user(&session)
+        .await
+        .map_err(internal("reading the session"))
 }
 
 /// Logs `err` with what was being done and returns an error that reveals nothing.

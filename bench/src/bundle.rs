@@ -71,11 +71,21 @@ pub fn measure(site_root: &Path, names_wasm: Option<&Path>) -> Bundle {
         Sizes {
             raw: bytes.len() as u64,
             gzip: compressed_len("gzip", &["-9", "-c"], &bytes),
-            brotli: if have_brotli { compressed_len("brotli", &["-c", "-q", "11"], &bytes) } else { None },
+            brotli: if have_brotli {
+                compressed_len("brotli", &["-c", "-q", "11"], &bytes)
+            } else {
+                None
+            },
         }
     };
     let (wasm, js, css) = (sizes("pulse.wasm"), sizes("pulse.js"), sizes("pulse.css"));
-    let mut bundle = Bundle { wasm, js, css, twiggy: None, notes };
+    let mut bundle = Bundle {
+        wasm,
+        js,
+        css,
+        twiggy: None,
+        notes,
+    };
     if bundle.wasm_js_brotli().is_some_and(|total| total > BROTLI_BUDGET) {
         match names_wasm.filter(|path| path.is_file()) {
             Some(path) => bundle.twiggy = largest_contributors(path, &mut bundle.notes),
@@ -95,9 +105,16 @@ fn largest_contributors(wasm: &Path, notes: &mut Vec<String>) -> Option<Value> {
         notes.push("over budget, but twiggy is not installed (cargo install twiggy)".to_owned());
         return None;
     }
-    let output = Command::new("twiggy").args(["top", "-n", "1000000", "-f", "csv"]).arg(wasm).output().ok()?;
+    let output = Command::new("twiggy")
+        .args(["top", "-n", "1000000", "-f", "csv"])
+        .arg(wasm)
+        .output()
+        .ok()?;
     if !output.status.success() {
-        notes.push(format!("twiggy failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        notes.push(format!(
+            "twiggy failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
         return None;
     }
     let text = String::from_utf8_lossy(&output.stdout);
@@ -119,7 +136,10 @@ fn largest_contributors(wasm: &Path, notes: &mut Vec<String>) -> Option<Value> {
     crates.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     items.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     let share = |bytes: u64| (bytes as f64 * 1000.0 / total.max(1) as f64).round() / 10.0;
-    notes.push(format!("largest contributors: twiggy over {} (before wasm-opt)", wasm.display()));
+    notes.push(format!(
+        "largest contributors: twiggy over {} (before wasm-opt)",
+        wasm.display()
+    ));
     Some(json!({
         "source": wasm.display().to_string(),
         "code_and_data_bytes_before_wasm_opt": total,
@@ -139,10 +159,16 @@ fn crate_of(item: &str) -> String {
     for (at, &b) in bytes.iter().enumerate() {
         let ident = b.is_ascii_alphanumeric() || b == b'_';
         match (start, ident) {
-            (None, true) if at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') => start = Some(at),
+            (None, true) if at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') => {
+                start = Some(at)
+            }
             (Some(from), false) => {
                 let rest = &item[at..];
-                let rest = if rest.starts_with('[') { rest.find(']').map(|end| &rest[end + 1..]).unwrap_or(rest) } else { rest };
+                let rest = if rest.starts_with('[') {
+                    rest.find(']').map(|end| &rest[end + 1..]).unwrap_or(rest)
+                } else {
+                    rest
+                };
                 if rest.starts_with("::") && !bytes[from].is_ascii_digit() && &item[from..at] != "T" {
                     return item[from..at].to_owned();
                 }
@@ -180,12 +206,23 @@ fn csv_fields(line: &str) -> Vec<String> {
 }
 
 fn tool_works(tool: &str, args: &[&str]) -> bool {
-    Command::new(tool).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(tool)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The length of `tool args` run over `bytes` (stdin → stdout).
 fn compressed_len(tool: &str, args: &[&str], bytes: &[u8]) -> Option<u64> {
-    let mut child = Command::new(tool).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take()?;
     let input = bytes.to_vec();
     // Write from another thread so a full stdout pipe cannot deadlock us.

@@ -142,7 +142,9 @@ pub async fn closed_loop(target: Target<'_>, connections: usize, warmup: Duratio
         let path = target.path.to_owned();
         let cookie = target.cookie.clone();
         let expect = target.expect;
-        tasks.push(tokio::spawn(async move { one_connection(addr, path, cookie, expect, measure_from, stop_at).await }));
+        tasks.push(tokio::spawn(async move {
+            one_connection(addr, path, cookie, expect, measure_from, stop_at).await
+        }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
     let (server_before, client_before, at_before) = (target.pulse.cpu_time(), own_cpu_time(), Instant::now());
@@ -176,7 +178,11 @@ pub async fn closed_loop(target: Target<'_>, connections: usize, warmup: Duratio
         errors,
         unexpected,
         latencies: Latencies::from_micros(samples),
-        server_cpu_us_per_request: if requests > 0 { server_cpu * 1e6 / requests as f64 } else { f64::NAN },
+        server_cpu_us_per_request: if requests > 0 {
+            server_cpu * 1e6 / requests as f64
+        } else {
+            f64::NAN
+        },
         server_cpu_share: server_cpu / capacity,
         client_cpu_share: client_cpu / capacity,
         other_cpu_share: (machine.busy_share() - (server_cpu + client_cpu) / capacity).max(0.0),
@@ -195,7 +201,11 @@ async fn one_connection(
     measure_from: Instant,
     stop_at: Instant,
 ) -> ConnectionResult {
-    let mut result = ConnectionResult { samples: Vec::with_capacity(1 << 14), errors: 0, unexpected: 0 };
+    let mut result = ConnectionResult {
+        samples: Vec::with_capacity(1 << 14),
+        errors: 0,
+        unexpected: 0,
+    };
     let host = addr.to_string();
     let expect = expect.map(str::as_bytes);
     'connect: while Instant::now() < stop_at {
@@ -253,7 +263,9 @@ async fn one_connection(
     result
 }
 
-async fn connect(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+async fn connect(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -278,10 +290,19 @@ impl MachineTicks {
             return MachineTicks::default();
         };
         // user nice system idle iowait irq softirq steal (guest time is already in user).
-        let v: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|x| x.parse().unwrap_or(0)).collect();
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
         let at = |i: usize| v.get(i).copied().unwrap_or(0);
         let total: u64 = v.iter().sum();
-        MachineTicks { busy: total - at(3) - at(4) - at(7), steal: at(7), total }
+        MachineTicks {
+            busy: total - at(3) - at(4) - at(7),
+            steal: at(7),
+            total,
+        }
     }
 
     fn since(&self, earlier: &MachineTicks) -> MachineTicks {

@@ -98,7 +98,11 @@ fn parse_args() -> Result<Args, String> {
             return Err(USAGE.to_owned());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
         match flag.as_str() {
             "--pulse-bin" => args.pulse_bin = PathBuf::from(&value),
             "--site-root" => args.site_root = PathBuf::from(&value),
@@ -159,7 +163,12 @@ async fn run(args: Args) -> Result<(), AnyError> {
     // Refreshed access tokens live an hour: after the storm nothing is due again.
     let op = TestOp::start(args.refresh_delay, 3600).await?;
     let pulse = Pulse::start(&args.pulse_bin, &args.site_root, &op, &args.log).await?;
-    say(&format!("Pulse (pid {}) at {}, test OpenID provider at {}", pulse.pid, pulse.base, op.issuer()));
+    say(&format!(
+        "Pulse (pid {}) at {}, test OpenID provider at {}",
+        pulse.pid,
+        pulse.base,
+        op.issuer()
+    ));
     let outcome = phases(&args, &op, &pulse).await;
     let peak_rss_kib = pulse.peak_rss_kib();
     let rss_end_kib = pulse.rss_kib();
@@ -220,10 +229,17 @@ async fn phases(args: &Args, op: &TestOp, pulse: &Pulse) -> Result<serde_json::M
     if !admin.signed_in().await? {
         return Err("the local sign-in did not leave a session".into());
     }
-    let admin_cookie = admin.cookie_header().ok_or("no session cookie after the local sign-in")?;
+    let admin_cookie = admin
+        .cookie_header()
+        .ok_or("no session cookie after the local sign-in")?;
 
     let throughput = |path: &'static str, cookie: Option<String>, expect: Option<&'static str>| {
-        let target = Target { pulse, path, cookie, expect };
+        let target = Target {
+            pulse,
+            path,
+            cookie,
+            expect,
+        };
         closed_loop(target, args.connections, args.warmup, args.duration)
     };
     // Rounds of ceiling → session check → login page → ceiling …: each phase is compared with
@@ -234,11 +250,22 @@ async fn phases(args: &Args, op: &TestOp, pulse: &Pulse) -> Result<serde_json::M
     say(&format!("   {:.0} rps", ceilings[0].rps()));
     let (mut sessions, mut login_pages) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        say(&format!("2. Session check: GET /api/security/status, signed in (round {round}/{})", args.rounds));
-        let session = throughput("/api/security/status", Some(admin_cookie.clone()), Some("\"authenticated\":true")).await;
+        say(&format!(
+            "2. Session check: GET /api/security/status, signed in (round {round}/{})",
+            args.rounds
+        ));
+        let session = throughput(
+            "/api/security/status",
+            Some(admin_cookie.clone()),
+            Some("\"authenticated\":true"),
+        )
+        .await;
         say(&format!("   {:.0} rps", session.rps()));
         sessions.push(session);
-        say(&format!("3. Login page: GET /login, SSR (round {round}/{})", args.rounds));
+        say(&format!(
+            "3. Login page: GET /login, SSR (round {round}/{})",
+            args.rounds
+        ));
         let login_page = throughput("/login", None, Some("</html>")).await;
         say(&format!("   {:.0} rps", login_page.rps()));
         login_pages.push(login_page);
@@ -290,10 +317,16 @@ async fn phases(args: &Args, op: &TestOp, pulse: &Pulse) -> Result<serde_json::M
         }),
     );
 
-    say(&format!("4. Callback cost: {} sequential SSO sign-ins", args.callback_logins));
+    say(&format!(
+        "4. Callback cost: {} sequential SSO sign-ins",
+        args.callback_logins
+    ));
     results.insert("callback".into(), callback_cost(args, op, pulse).await?);
 
-    say(&format!("5. Login storm: {} SSO sign-ins from {} clients", args.storm_logins, args.storm_clients));
+    say(&format!(
+        "5. Login storm: {} SSO sign-ins from {} clients",
+        args.storm_logins, args.storm_clients
+    ));
     let (storm_json, logins_per_s) = login_storm(args, op, pulse).await?;
     results.insert("login_storm".into(), storm_json);
 
@@ -301,15 +334,24 @@ async fn phases(args: &Args, op: &TestOp, pulse: &Pulse) -> Result<serde_json::M
         "6. Refresh storm: {} sessions expiring together, {} concurrent requests each",
         args.refresh_sessions, args.refresh_fanout
     ));
-    results.insert("refresh_storm".into(), refresh_storm(args, op, pulse, logins_per_s).await?);
+    results.insert(
+        "refresh_storm".into(),
+        refresh_storm(args, op, pulse, logins_per_s).await?,
+    );
 
     // The admin's session must have survived everything.
-    results.insert("admin_session_survived".into(), json!(admin.signed_in().await.unwrap_or(false)));
+    results.insert(
+        "admin_session_survived".into(),
+        json!(admin.signed_in().await.unwrap_or(false)),
+    );
     Ok(results)
 }
 
 async fn wait_healthy(pulse: &Pulse) -> Result<(), AnyError> {
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     for _ in 0..100 {
         if let Ok(response) = client.get(format!("{}/api/health", pulse.base)).send().await {
             if response.status().is_success() {
@@ -559,7 +601,9 @@ async fn refresh_storm(args: &Args, op: &TestOp, pulse: &Pulse, logins_per_s: f6
 }
 
 fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (sum, count) = values.into_iter().fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
+    let (sum, count) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
     if count == 0 {
         f64::NAN
     } else {
@@ -581,7 +625,8 @@ fn compared(rounds: &[Throughput], ceilings: &[Throughput], goal: f64) -> Value 
         .iter()
         .enumerate()
         .map(|(i, run)| {
-            ((ceilings[i].server_cpu_us_per_request + ceilings[i + 1].server_cpu_us_per_request) / 2.0) / run.server_cpu_us_per_request
+            ((ceilings[i].server_cpu_us_per_request + ceilings[i + 1].server_cpu_us_per_request) / 2.0)
+                / run.server_cpu_us_per_request
         })
         .collect();
     let ratio = mean(ratios.iter().copied());
@@ -606,12 +651,21 @@ fn compared(rounds: &[Throughput], ceilings: &[Throughput], goal: f64) -> Value 
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
 }
 
 fn git_describe() -> Option<String> {
-    let output = std::process::Command::new("git").args(["describe", "--always", "--dirty"]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    let output = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,11 +679,18 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
         Some(false) => "NO",
         None => "—",
     };
-    let kb = |bytes: Option<u64>| bytes.map(|b| format!("{:.1} KB", b as f64 / 1000.0)).unwrap_or_else(|| "—".into());
+    let kb = |bytes: Option<u64>| {
+        bytes
+            .map(|b| format!("{:.1} KB", b as f64 / 1000.0))
+            .unwrap_or_else(|| "—".into())
+    };
     let r = results;
     let mut rows: Vec<[String; 4]> = Vec::new();
     let c = &r["ceiling"];
-    let runs: Vec<String> = c["runs"].as_array().map(|runs| runs.iter().map(|run| n(&run["rps"])).collect()).unwrap_or_default();
+    let runs: Vec<String> = c["runs"]
+        .as_array()
+        .map(|runs| runs.iter().map(|run| n(&run["rps"])).collect())
+        .unwrap_or_default();
     rows.push([
         "1 Ceiling GET /api/health".into(),
         format!(
@@ -673,7 +734,10 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
         "ratio ≥ 0.5".into(),
         met(&l["met"]).into(),
     ]);
-    for (key, label) in [("status_signed_out", "d1 GET /api/security/status, signed out"), ("static_css", "d2 GET /pkg/pulse.css")] {
+    for (key, label) in [
+        ("status_signed_out", "d1 GET /api/security/status, signed out"),
+        ("static_css", "d2 GET /pkg/pulse.css"),
+    ] {
         let d = &r["diagnostics"][key];
         rows.push([
             label.into(),
@@ -705,7 +769,13 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
     let ls = &r["login_storm"];
     rows.push([
         "5 Login storm".into(),
-        format!("{} of {} done, {} errors, {} logins/s", n(&ls["completed"]), n(&ls["attempted"]), n(&ls["errors"]), f(&ls["logins_per_s"])),
+        format!(
+            "{} of {} done, {} errors, {} logins/s",
+            n(&ls["completed"]),
+            n(&ls["attempted"]),
+            n(&ls["errors"]),
+            f(&ls["logins_per_s"])
+        ),
         "0 errors".into(),
         met(&ls["met"]).into(),
     ]);
@@ -738,19 +808,29 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
     ]);
     rows.push([
         "8 Peak RSS (VmHWM)".into(),
-        r["memory"]["peak_rss_kib"].as_u64().map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "—".into()),
+        r["memory"]["peak_rss_kib"]
+            .as_u64()
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "—".into()),
         "—".into(),
         "—".into(),
     ]);
-    let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|row| row[i].chars().count()).max().unwrap_or(0).max(4)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|row| row[i].chars().count()).max().unwrap_or(0).max(4))
+        .collect();
     let line = |cells: [&str; 4]| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}", w = *w)).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
+            .collect();
         format!("| {} |", padded.join(" | "))
     };
     let mut out = vec![
         format!(
             "\nPulse benchmark — {} × {}, load average before {} / after {}",
-            r["machine"]["nproc"], r["machine"]["cpu_model"].as_str().unwrap_or("?"),
+            r["machine"]["nproc"],
+            r["machine"]["cpu_model"].as_str().unwrap_or("?"),
             r["machine"]["loadavg_before"].as_str().unwrap_or("?"),
             r["machine"]["loadavg_after"].as_str().unwrap_or("?")
         ),
@@ -764,10 +844,17 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
         let crates: Vec<String> = top["by_crate"]
             .as_array()
             .map(|crates| {
-                crates.iter().take(10).map(|c| format!("{} {}%", c["crate"].as_str().unwrap_or("?"), c["percent"])).collect()
+                crates
+                    .iter()
+                    .take(10)
+                    .map(|c| format!("{} {}%", c["crate"].as_str().unwrap_or("?"), c["percent"]))
+                    .collect()
             })
             .unwrap_or_default();
-        out.push(format!("\nLargest wasm contributors by crate (share of code+data before wasm-opt): {}", crates.join(", ")));
+        out.push(format!(
+            "\nLargest wasm contributors by crate (share of code+data before wasm-opt): {}",
+            crates.join(", ")
+        ));
     }
     for note in &bundle.notes {
         out.push(format!("note: {note}"));

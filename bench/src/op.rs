@@ -246,12 +246,19 @@ fn rsa_public_numbers(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 fn random_token(prefix: &str) -> String {
-    let tail: String = rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect();
+    let tail: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
     format!("{prefix}{tail}")
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
@@ -259,7 +266,10 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 fn refuse(status: StatusCode, error: &str, why: &str) -> Response {
-    json_response(status, json!({ "error": error, "error_description": format!("bench OP: {why}") }))
+    json_response(
+        status,
+        json!({ "error": error, "error_description": format!("bench OP: {why}") }),
+    )
 }
 
 impl OpState {
@@ -339,7 +349,8 @@ async fn jwks(State(op): State<Arc<OpState>>) -> Response {
 /// Approves at once: a redirect back with a code, as the IdP of a user already signed in does.
 async fn authorize(State(op): State<Arc<OpState>>, Query(query): Query<HashMap<String, String>>) -> Response {
     let param = |name: &str| query.get(name).cloned().unwrap_or_default();
-    let bad_request = |why: &str| (StatusCode::BAD_REQUEST, format!("bench OP refuses the request: {why}")).into_response();
+    let bad_request =
+        |why: &str| (StatusCode::BAD_REQUEST, format!("bench OP refuses the request: {why}")).into_response();
     if param("response_type") != "code" {
         return bad_request("response_type must be code");
     }
@@ -373,17 +384,31 @@ async fn authorize(State(op): State<Arc<OpState>>, Query(query): Query<HashMap<S
     (StatusCode::FOUND, [(header::LOCATION, back.to_string())]).into_response()
 }
 
-async fn token(State(op): State<Arc<OpState>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(op): State<Arc<OpState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let started = Instant::now();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let expected = format!("Basic {}", STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
     if authorization != Some(expected.as_str()) {
-        return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "client_secret_basic expected");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_secret_basic expected",
+        );
     }
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {}
         Some("refresh_token") => return refresh_grant(&op, &form).await,
-        _ => return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "authorization_code expected"),
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "authorization_code expected",
+            )
+        }
     }
     let code = form.get("code").cloned().unwrap_or_default();
     // Codes are single use.
@@ -391,12 +416,20 @@ async fn token(State(op): State<Arc<OpState>>, headers: HeaderMap, Form(form): F
         return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "unknown or used code");
     };
     if form.get("redirect_uri") != Some(&pending.redirect_uri) {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "redirect_uri differs from the authorization request");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri differs from the authorization request",
+        );
     }
     let verifier = form.get("code_verifier").cloned().unwrap_or_default();
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
     if verifier.is_empty() || challenge != pending.code_challenge {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verifier does not match the challenge");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "PKCE verifier does not match the challenge",
+        );
     }
     let access_token = random_token("at-");
     let refresh_token = random_token("rt-");
@@ -408,10 +441,22 @@ async fn token(State(op): State<Arc<OpState>>, headers: HeaderMap, Form(form): F
         let mut book = lock(&op.refresh_book);
         book.families += 1;
         let family = book.families;
-        book.tokens.insert(refresh_token.clone(), RefreshEntry { family, used: false, sub: pending.sub.clone() });
+        book.tokens.insert(
+            refresh_token.clone(),
+            RefreshEntry {
+                family,
+                used: false,
+                sub: pending.sub.clone(),
+            },
+        );
     }
     lock(&op.access_tokens).insert(access_token.clone(), pending.sub.clone());
-    let body = token_body(&access_token, op.code_grant_expires_in(), Some(&id_token), Some(&refresh_token));
+    let body = token_body(
+        &access_token,
+        op.code_grant_expires_in(),
+        Some(&id_token),
+        Some(&refresh_token),
+    );
     let response = json_response(StatusCode::OK, body);
     lock(&op.code_grant_times).insert(code, started.elapsed());
     response
@@ -443,9 +488,20 @@ async fn refresh_grant(op: &OpState, form: &HashMap<String, String>) -> Response
             book.revoked_families.insert(family);
             drop(book);
             count(|c| c.reuse_detected += 1);
-            return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "refresh token reused; family revoked");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "refresh token reused; family revoked",
+            );
         }
-        book.tokens.insert(rotated.clone(), RefreshEntry { family, used: false, sub: sub.clone() });
+        book.tokens.insert(
+            rotated.clone(),
+            RefreshEntry {
+                family,
+                used: false,
+                sub: sub.clone(),
+            },
+        );
         sub
     };
     let access_token = random_token("at-");
@@ -455,7 +511,10 @@ async fn refresh_grant(op: &OpState, form: &HashMap<String, String>) -> Response
     };
     lock(&op.access_tokens).insert(access_token.clone(), sub);
     count(|c| c.issued += 1);
-    json_response(StatusCode::OK, token_body(&access_token, op.refresh_expires_in, Some(&id_token), Some(&rotated)))
+    json_response(
+        StatusCode::OK,
+        token_body(&access_token, op.refresh_expires_in, Some(&id_token), Some(&rotated)),
+    )
 }
 
 async fn userinfo(State(op): State<Arc<OpState>>, headers: HeaderMap) -> Response {
@@ -473,6 +532,7 @@ async fn userinfo(State(op): State<Arc<OpState>>, headers: HeaderMap) -> Respons
         StatusCode::OK,
         json!({ "sub": sub, "preferred_username": sub, "email": format!("{sub}@bench.example"), "groups": ["pulse-users"] }),
     );
-    op.userinfo_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    op.userinfo_nanos
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     response
 }

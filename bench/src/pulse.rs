@@ -35,7 +35,11 @@ impl Pulse {
         let mut command = Command::new(bin);
         // Nothing from the caller's environment may change what is measured.
         for (name, _) in std::env::vars() {
-            if name.starts_with("PULSE_") || name.starts_with("OIDC_") || name.starts_with("LEPTOS_") || name == "RUST_LOG" {
+            if name.starts_with("PULSE_")
+                || name.starts_with("OIDC_")
+                || name.starts_with("LEPTOS_")
+                || name == "RUST_LOG"
+            {
                 command.env_remove(name);
             }
         }
@@ -47,7 +51,10 @@ impl Pulse {
             .env("LEPTOS_SITE_ROOT", site_root)
             // `pulse` is the binary's own target (the listening line); the crates it is built
             // from would match the `pulse` prefix too, so they are set back to warn.
-            .env("RUST_LOG", "warn,pulse=info,pulse_server=warn,pulse_core=warn,pulse_app=warn")
+            .env(
+                "RUST_LOG",
+                "warn,pulse=info,pulse_server=warn,pulse_core=warn,pulse_app=warn",
+            )
             .env("OIDC_ENABLED", "true")
             .env("OIDC_ISSUER_URL", op.issuer())
             .env("OIDC_CLIENT_ID", CLIENT_ID)
@@ -57,7 +64,9 @@ impl Pulse {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|err| format!("starting {}: {err}", bin.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|err| format!("starting {}: {err}", bin.display()))?;
         let pid = child.id().ok_or("pulse exited at once")?;
 
         let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
@@ -90,12 +99,20 @@ impl Pulse {
                 return Err(format!("pulse did not report its address within 60 s; see {}", log.display()).into());
             }
         };
-        let addr: std::net::SocketAddr = addr_text.parse().map_err(|err| format!("address {addr_text:?}: {err}"))?;
+        let addr: std::net::SocketAddr = addr_text
+            .parse()
+            .map_err(|err| format!("address {addr_text:?}: {err}"))?;
         if !addr.ip().is_loopback() {
             let _ = child.start_kill();
             return Err(format!("pulse listens on {addr}, not on loopback").into());
         }
-        Ok(Pulse { child, pid, base: format!("http://{addr}"), addr, _data: data })
+        Ok(Pulse {
+            child,
+            pid,
+            base: format!("http://{addr}"),
+            addr,
+            _data: data,
+        })
     }
 
     /// User + system CPU time of the whole process (all threads) so far.
@@ -114,8 +131,14 @@ impl Pulse {
 
     /// SIGTERM (graceful shutdown), then SIGKILL after 10 s.
     pub async fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
@@ -160,7 +183,9 @@ pub fn own_cpu_time() -> Duration {
 }
 
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 pub fn cpu_model() -> String {

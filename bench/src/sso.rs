@@ -42,7 +42,11 @@ impl Browser {
             .tcp_nodelay(true)
             .build()
             .map_err(|err| format!("HTTP client: {err}"))?;
-        Ok(Browser { http, base: base.to_owned(), cookie: None })
+        Ok(Browser {
+            http,
+            base: base.to_owned(),
+            cookie: None,
+        })
     }
 
     /// A new browser session: empties the jar.
@@ -65,7 +69,10 @@ impl Browser {
                 request = request.header(header::COOKIE, cookie);
             }
         }
-        let response = request.send().await.map_err(|err| format!("GET {}: {}", short(url), err.without_url()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| format!("GET {}: {}", short(url), err.without_url()))?;
         if url.starts_with(&self.base) {
             self.remember(&response);
         }
@@ -87,7 +94,11 @@ impl Browser {
         }
         let code = url::Url::parse(&callback)
             .ok()
-            .and_then(|url| url.query_pairs().find(|(key, _)| key == "code").map(|(_, value)| value.into_owned()))
+            .and_then(|url| {
+                url.query_pairs()
+                    .find(|(key, _)| key == "code")
+                    .map(|(_, value)| value.into_owned())
+            })
             .ok_or("no code in the callback")?;
         let callback_sent = Instant::now();
         let finished = self.get(&callback).await?;
@@ -102,8 +113,14 @@ impl Browser {
         if self.cookie.is_none() {
             return Err("no session cookie after the callback".into());
         }
-        let op_token = op.take_code_grant_time(&code).ok_or("the provider saw no token request for this code")?;
-        Ok(SignIn { total: started.elapsed(), callback: callback_time, op_token })
+        let op_token = op
+            .take_code_grant_time(&code)
+            .ok_or("the provider saw no token request for this code")?;
+        Ok(SignIn {
+            total: started.elapsed(),
+            callback: callback_time,
+            op_token,
+        })
     }
 
     /// `POST /api/login` with the administrator's password (done once: sign-in posts are rate limited).
@@ -118,7 +135,10 @@ impl Browser {
         self.remember(&response);
         if response.status() != StatusCode::OK {
             let status = response.status();
-            return Err(format!("POST /api/login answered {status}: {}", response.text().await.unwrap_or_default()));
+            return Err(format!(
+                "POST /api/login answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            ));
         }
         Ok(())
     }
@@ -129,14 +149,21 @@ impl Browser {
         if response.status() != StatusCode::OK {
             return Err(format!("status answered {}", response.status()));
         }
-        let body: Value = response.json().await.map_err(|err| format!("status is not JSON: {err}"))?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| format!("status is not JSON: {err}"))?;
         Ok(body["authenticated"] == true)
     }
 
     /// A copy sharing the connection pool and holding the same cookie, for concurrent requests
     /// of one browser.
     pub fn tab(&self) -> Browser {
-        Browser { http: self.http.clone(), base: self.base.clone(), cookie: self.cookie.clone() }
+        Browser {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            cookie: self.cookie.clone(),
+        }
     }
 
     pub fn set_cookie_value(&mut self, cookie: Option<String>) {
@@ -150,7 +177,11 @@ impl Browser {
 
 /// Applies `Set-Cookie` headers for Pulse's session cookie to the jar's current value.
 fn adopt_cookies(mut current: Option<String>, headers: &header::HeaderMap) -> Option<String> {
-    for set in headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+    for set in headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
         let mut parts = set.split(';').map(str::trim);
         let Some((name, value)) = parts.next().and_then(|pair| pair.split_once('=')) else {
             continue;
@@ -159,7 +190,10 @@ fn adopt_cookies(mut current: Option<String>, headers: &header::HeaderMap) -> Op
             continue;
         }
         let removed = value.is_empty()
-            || parts.any(|attr| attr.eq_ignore_ascii_case("max-age=0") || attr.to_ascii_lowercase().starts_with("expires=thu, 01 jan 1970"));
+            || parts.any(|attr| {
+                attr.eq_ignore_ascii_case("max-age=0")
+                    || attr.to_ascii_lowercase().starts_with("expires=thu, 01 jan 1970")
+            });
         current = if removed { None } else { Some(value.to_owned()) };
     }
     current

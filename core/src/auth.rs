@@ -34,12 +34,7 @@ impl LoginError {
 
 /// Checks a username and password from `ip`. Unknown usernames cost the same as known ones and
 /// count towards lockout like them, so neither timing nor lockout tells which accounts exist.
-pub async fn login_local(
-    core: &Core,
-    username: &str,
-    password: &SecretString,
-    ip: &str,
-) -> Result<User, LoginError> {
+pub async fn login_local(core: &Core, username: &str, password: &SecretString, ip: &str) -> Result<User, LoginError> {
     let now = core.clock.now();
     let result = check(core, username, password, ip, now).await;
     let entry = AuditEvent {
@@ -47,7 +42,14 @@ pub async fn login_local(
         username: Some(username),
         ip: Some(ip),
         method: Some("password"),
-        ..AuditEvent::new("login", if result.is_ok() { Outcome::Success } else { Outcome::Failure })
+        ..AuditEvent::new(
+            "login",
+            if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        )
     };
     if let Err(err) = audit::record(&core.db, now, &entry).await {
         tracing::error!(error = %err, "could not write the audit log");
@@ -87,7 +89,11 @@ pub async fn record_sso_login(
 ) -> Result<crate::session::SessionUser, sqlx::Error> {
     let now = core.clock.now();
     let identity = &completed.identity;
-    let role = if identity.is_admin { users::Role::Admin } else { users::Role::Viewer };
+    let role = if identity.is_admin {
+        users::Role::Admin
+    } else {
+        users::Role::Viewer
+    };
     let user = users::upsert_oidc(
         &core.db,
         &completed.issuer,
@@ -165,7 +171,11 @@ pub async fn start_local_session(
     use crate::session::{SessionUser, DEFAULT_LIFETIME, REMEMBER_ME_LIFETIME};
     retire_replaced_session(core, session).await?;
     let now = core.clock.now();
-    let lifetime = if remember_me { REMEMBER_ME_LIFETIME } else { DEFAULT_LIFETIME };
+    let lifetime = if remember_me {
+        REMEMBER_ME_LIFETIME
+    } else {
+        DEFAULT_LIFETIME
+    };
     let binding = crate::session::sign_in(session, &SessionUser::local(user, now), lifetime, now).await?;
     let new = crate::store::sessions::NewSession {
         binding: &binding,
@@ -193,7 +203,11 @@ pub async fn start_sso_session(
     let subject = &completed.identity.subject;
     let binding = crate::session::sign_in_sso(session, &core.cipher, user, subject, &completed.tokens, now).await?;
     let has_refresh = completed.tokens.refresh_token.is_some();
-    let lifetime = if has_refresh { crate::session::SSO_ABSOLUTE_LIFETIME } else { crate::session::DEFAULT_LIFETIME };
+    let lifetime = if has_refresh {
+        crate::session::SSO_ABSOLUTE_LIFETIME
+    } else {
+        crate::session::DEFAULT_LIFETIME
+    };
     let new = crate::store::sessions::NewSession {
         binding: &binding,
         user_id: user.user_id,
@@ -211,7 +225,11 @@ pub async fn start_sso_session(
 }
 
 /// Ends this browser's session: marked revoked in the registry, then deleted from the store.
-pub async fn end_session(core: &Core, session: &tower_sessions::Session, reason: &str) -> Result<(), SessionStartError> {
+pub async fn end_session(
+    core: &Core,
+    session: &tower_sessions::Session,
+    reason: &str,
+) -> Result<(), SessionStartError> {
     if let Some(binding) = crate::session::binding(session).await? {
         crate::store::sessions::revoke_binding(&core.db, &binding, reason, core.clock.now()).await?;
         core.revoke_bindings([binding], reason);
@@ -245,7 +263,9 @@ pub async fn change_password(
     ip: &str,
 ) -> Result<(), ChangePasswordError> {
     use secrecy::ExposeSecret;
-    let stored = users::password_hash_by_id(&core.db, user_id).await?.ok_or(ChangePasswordError::NotLocal)?;
+    let stored = users::password_hash_by_id(&core.db, user_id)
+        .await?
+        .ok_or(ChangePasswordError::NotLocal)?;
     if !core.passwords.verify(current, Some(&stored)).await {
         return Err(ChangePasswordError::WrongCurrent);
     }
@@ -253,18 +273,26 @@ pub async fn change_password(
     if new.expose_secret() != confirm.expose_secret() {
         return Err(ChangePasswordError::Mismatch);
     }
-    let hash = core
-        .passwords
-        .hash(new)
-        .await
-        .map_err(ChangePasswordError::Rejected)?;
+    let hash = core.passwords.hash(new).await.map_err(ChangePasswordError::Rejected)?;
     let now = core.clock.now();
     users::set_password_hash(&core.db, user_id, &hash, now).await?;
     let ended = crate::store::sessions::revoke_others(&core.db, user_id, keep_binding, "password_changed", now).await?;
     core.revoke_bindings(ended, "password_changed");
-    let entry = AuditEvent { ip: Some(ip), detail: Some("password changed"), ..AuditEvent::new("settings", Outcome::Success) };
+    let entry = AuditEvent {
+        ip: Some(ip),
+        detail: Some("password changed"),
+        ..AuditEvent::new("settings", Outcome::Success)
+    };
     let username = users::find_by_id(&core.db, user_id).await?.map(|u| u.username);
-    audit::record(&core.db, now, &AuditEvent { username: username.as_deref(), ..entry }).await?;
+    audit::record(
+        &core.db,
+        now,
+        &AuditEvent {
+            username: username.as_deref(),
+            ..entry
+        },
+    )
+    .await?;
     Ok(())
 }
 

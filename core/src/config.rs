@@ -51,7 +51,10 @@ pub struct ConfigError {
 }
 
 fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
 }
 
 impl Config {
@@ -64,7 +67,10 @@ impl Config {
             .map_err(|_| {
                 problem(
                     "PULSE_LISTEN",
-                    format!("'{}' is not an address and port; use e.g. 127.0.0.1:7655 or 0.0.0.0:7655", raw.listen),
+                    format!(
+                        "'{}' is not an address and port; use e.g. 127.0.0.1:7655 or 0.0.0.0:7655",
+                        raw.listen
+                    ),
                 )
             })
             .map_err(|e| errors.push(e))
@@ -99,7 +105,10 @@ impl Config {
         let bootstrap_admin = match (raw.auth_user.filter(|u| !u.trim().is_empty()), raw.auth_pass) {
             (Some(username), Some(password)) => match crate::setup::check_username(&username) {
                 Ok(()) => match crate::password::check_new_password(&password) {
-                    Ok(()) => Some(BootstrapAdmin { username: username.trim().to_owned(), password }),
+                    Ok(()) => Some(BootstrapAdmin {
+                        username: username.trim().to_owned(),
+                        password,
+                    }),
                     Err(err) => {
                         errors.push(problem("PULSE_AUTH_PASS", err.to_string()));
                         None
@@ -123,7 +132,10 @@ impl Config {
         if let Some(key) = &raw.encryption_key {
             if let Err(err) = crate::crypto::decode_key(secrecy::ExposeSecret::expose_secret(key)) {
                 let text = err.to_string();
-                errors.push(problem("PULSE_ENCRYPTION_KEY", text.trim_start_matches("PULSE_ENCRYPTION_KEY ")));
+                errors.push(problem(
+                    "PULSE_ENCRYPTION_KEY",
+                    text.trim_start_matches("PULSE_ENCRYPTION_KEY "),
+                ));
             }
         }
         if let Err(err) = prepare_data_dir(&raw.data_dir) {
@@ -152,10 +164,17 @@ impl Config {
 
 pub fn parse_public_url(value: &str) -> Result<Url, ConfigError> {
     const VAR: &str = "PULSE_PUBLIC_URL";
-    let url = Url::parse(value.trim())
-        .map_err(|_| problem(VAR, format!("'{value}' is not a URL; use e.g. https://pulse.example.com")))?;
+    let url = Url::parse(value.trim()).map_err(|_| {
+        problem(
+            VAR,
+            format!("'{value}' is not a URL; use e.g. https://pulse.example.com"),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(problem(VAR, format!("'{value}' must start with https:// (or http://) and name a host")));
+        return Err(problem(
+            VAR,
+            format!("'{value}' must start with https:// (or http://) and name a host"),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(problem(VAR, "must not contain a query (?) or fragment (#)"));
@@ -185,7 +204,10 @@ pub fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigErr
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(problem(variable, format!("'{value}' is not a boolean; use true or false"))),
+        _ => Err(problem(
+            variable,
+            format!("'{value}' is not a boolean; use true or false"),
+        )),
     }
 }
 
@@ -217,7 +239,11 @@ mod tests {
     use super::*;
 
     fn raw(dir: &Path) -> RawConfig {
-        RawConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".into(), ..RawConfig::default() }
+        RawConfig {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            ..RawConfig::default()
+        }
     }
 
     #[test]
@@ -280,9 +306,12 @@ mod tests {
     #[test]
     fn user_without_password_is_an_error() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let errors = Config::from_raw(RawConfig { auth_user: Some("admin".into()), ..raw(dir.path()) })
-            .err()
-            .ok_or("expected an error")?;
+        let errors = Config::from_raw(RawConfig {
+            auth_user: Some("admin".into()),
+            ..raw(dir.path())
+        })
+        .err()
+        .ok_or("expected an error")?;
         assert_eq!(errors[0].variable, "PULSE_AUTH_PASS");
         Ok(())
     }

@@ -39,16 +39,24 @@ pub struct Cipher {
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cipher").field("key_id", &self.key_id).field("key", &"[redacted]").finish()
+        f.debug_struct("Cipher")
+            .field("key_id", &self.key_id)
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 
 impl Cipher {
     pub fn new(key: &SecretBox<[u8; 32]>) -> Self {
         let key_bytes = key.expose_secret();
-        let digest = Sha256::new_with_prefix(b"pulse key id\0").chain_update(key_bytes).finalize();
+        let digest = Sha256::new_with_prefix(b"pulse key id\0")
+            .chain_update(key_bytes)
+            .finalize();
         let key_id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        Self { aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key_bytes)), key_id }
+        Self {
+            aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key_bytes)),
+            key_id,
+        }
     }
 
     pub fn key_id(&self) -> &str {
@@ -72,8 +80,7 @@ impl Cipher {
 
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut parts = sealed.splitn(3, '.');
-        let (Some(FORMAT_VERSION), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(FORMAT_VERSION), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CryptoError::Malformed);
         };
         if key_id != self.key_id {
@@ -91,7 +98,9 @@ impl Cipher {
 
     pub fn open_string(&self, sealed: &str, aad: &[u8]) -> Result<SecretString, CryptoError> {
         let bytes = self.open(sealed, aad)?;
-        String::from_utf8(bytes).map(SecretString::from).map_err(|_| CryptoError::Malformed)
+        String::from_utf8(bytes)
+            .map(SecretString::from)
+            .map_err(|_| CryptoError::Malformed)
     }
 }
 
@@ -124,7 +133,10 @@ pub fn decode_key(encoded: &str) -> Result<SecretBox<[u8; 32]>, KeyError> {
         .decode(encoded.trim())
         .or_else(|_| URL_SAFE_NO_PAD.decode(encoded.trim()))
         .map_err(|_| KeyError::NotBase64)?;
-    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyError::WrongLength(bytes.len()))?;
     Ok(SecretBox::new(Box::new(key)))
 }
 
@@ -150,8 +162,10 @@ pub fn load_key(
             }
             let mut key = [0u8; 32];
             OsRng.fill_bytes(&mut key);
-            write_private_file(&path, STANDARD.encode(key).as_bytes())
-                .map_err(|source| KeyError::Io { path: path.clone(), source })?;
+            write_private_file(&path, STANDARD.encode(key).as_bytes()).map_err(|source| KeyError::Io {
+                path: path.clone(),
+                source,
+            })?;
             Ok(Some((SecretBox::new(Box::new(key)), KeyOrigin::CreatedFile(path))))
         }
         Err(source) => Err(KeyError::Io { path, source }),
@@ -192,7 +206,10 @@ mod tests {
         let b = c.seal(b"refresh-token-value", b"session:1:refresh_token");
         assert_ne!(a, b, "every seal uses a fresh nonce");
         assert!(!a.contains("refresh-token-value"));
-        assert_eq!(c.open(&a, b"session:1:refresh_token").as_deref(), Ok(&b"refresh-token-value"[..]));
+        assert_eq!(
+            c.open(&a, b"session:1:refresh_token").as_deref(),
+            Ok(&b"refresh-token-value"[..])
+        );
         assert!(a.starts_with(&format!("v1.{}.", c.key_id())));
     }
 
@@ -200,7 +217,9 @@ mod tests {
     fn tampering_is_detected() {
         let c = cipher(7);
         let sealed = c.seal(b"secret", b"aad");
-        let mut blob = URL_SAFE_NO_PAD.decode(sealed.rsplit('.').next().unwrap_or_default()).unwrap_or_default();
+        let mut blob = URL_SAFE_NO_PAD
+            .decode(sealed.rsplit('.').next().unwrap_or_default())
+            .unwrap_or_default();
         let last = blob.len() - 1;
         blob[last] ^= 1;
         let tampered = format!("v1.{}.{}", c.key_id(), URL_SAFE_NO_PAD.encode(blob));
@@ -213,13 +232,19 @@ mod tests {
     fn wrong_associated_data_is_refused() {
         let c = cipher(7);
         let sealed = c.seal(b"secret", b"session:1:refresh_token");
-        assert_eq!(c.open(&sealed, b"session:2:refresh_token"), Err(CryptoError::Authentication));
+        assert_eq!(
+            c.open(&sealed, b"session:2:refresh_token"),
+            Err(CryptoError::Authentication)
+        );
     }
 
     #[test]
     fn another_key_is_recognised_by_its_id() {
         let sealed = cipher(7).seal(b"secret", b"aad");
-        assert!(matches!(cipher(8).open(&sealed, b"aad"), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(
+            cipher(8).open(&sealed, b"aad"),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     #[test]
@@ -239,7 +264,10 @@ mod tests {
     #[test]
     fn key_file_is_created_once_with_owner_only_mode() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        assert!(load_key(dir.path(), None, false)?.is_none(), "never created without permission");
+        assert!(
+            load_key(dir.path(), None, false)?.is_none(),
+            "never created without permission"
+        );
         let (first, origin) = load_key(dir.path(), None, true)?.ok_or("no key")?;
         assert!(matches!(origin, KeyOrigin::CreatedFile(_)));
         let (second, origin) = load_key(dir.path(), None, true)?.ok_or("no key")?;
@@ -252,7 +280,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(dir.path().join(KEY_FILE_NAME), "short")?;
-        assert!(matches!(load_key(dir.path(), None, true), Err(KeyError::CorruptFile { .. })));
+        assert!(matches!(
+            load_key(dir.path(), None, true),
+            Err(KeyError::CorruptFile { .. })
+        ));
         Ok(())
     }
 }

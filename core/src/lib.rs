@@ -6,8 +6,8 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod oidc;
 pub mod crypto;
+pub mod oidc;
 pub mod password;
 pub mod return_to;
 pub mod rotate;
@@ -84,14 +84,17 @@ impl Core {
     /// Opens the store, loads (or creates) the key and proves it matches the stored data, applies
     /// `PULSE_AUTH_USER`/`PULSE_AUTH_PASS`, and prepares the setup token when no admin exists.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<(Core, StartupReport), StartError> {
-        let db = store::open(&config.data_dir).await.map_err(|source| StartError::Database {
-            dir: config.data_dir.display().to_string(),
-            source,
-        })?;
+        let db = store::open(&config.data_dir)
+            .await
+            .map_err(|source| StartError::Database {
+                dir: config.data_dir.display().to_string(),
+                source,
+            })?;
         let key_file = config.data_dir.join(crypto::KEY_FILE_NAME).display().to_string();
         let key_check = settings::get(&db, settings::KEY_CHECK).await?;
-        let (key, key_origin) = crypto::load_key(&config.data_dir, config.encryption_key.as_ref(), key_check.is_none())?
-            .ok_or(StartError::KeyMissing { file: key_file.clone() })?;
+        let (key, key_origin) =
+            crypto::load_key(&config.data_dir, config.encryption_key.as_ref(), key_check.is_none())?
+                .ok_or(StartError::KeyMissing { file: key_file.clone() })?;
         let cipher = Cipher::new(&key);
         match key_check {
             Some(sealed) => {
@@ -106,7 +109,10 @@ impl Core {
         }
         let passwords = Passwords::new().await?;
         let oidc = oidc::service::OidcService::load(&db, &cipher, config.oidc_env.clone()).await?;
-        let revoked = store::sessions::revoked_bindings(&db, clock.now()).await?.into_iter().collect();
+        let revoked = store::sessions::revoked_bindings(&db, clock.now())
+            .await?
+            .into_iter()
+            .collect();
         let core = Core {
             config,
             db,
@@ -123,7 +129,14 @@ impl Core {
         } else {
             Some(setup::ensure_token(&core.config.data_dir).map_err(StartError::SetupToken)?)
         };
-        Ok((core, StartupReport { key_origin, setup_token, bootstrap_admin }))
+        Ok((
+            core,
+            StartupReport {
+                key_origin,
+                setup_token,
+                bootstrap_admin,
+            },
+        ))
     }
 
     /// Creates or updates the admin named by the environment; also lifts its lockout, which makes
@@ -166,7 +179,11 @@ impl Core {
 
     /// Why the session with this binding was revoked, if it was.
     pub fn revocation_reason(&self, binding: &str) -> Option<String> {
-        self.revoked.read().unwrap_or_else(|p| p.into_inner()).get(binding).cloned()
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(binding)
+            .cloned()
     }
 
     /// Whether the local form is hidden (environment or stored toggle). Hiding never applies
@@ -174,7 +191,9 @@ impl Core {
     pub async fn hide_local_login(&self) -> Result<bool, sqlx::Error> {
         let requested = match self.config.hide_local_login {
             Some(from_env) => from_env,
-            None => settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN).await?.unwrap_or(false),
+            None => settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN)
+                .await?
+                .unwrap_or(false),
         };
         Ok(requested && self.oidc.active().is_some())
     }

@@ -59,7 +59,9 @@ impl Passwords {
         let matched = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| {
-                    Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok()
+                    Argon2::default()
+                        .verify_password(password.expose_secret().as_bytes(), &parsed)
+                        .is_ok()
                 })
                 .unwrap_or(false)
         })
@@ -93,7 +95,11 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(!hash.contains("correct horse"));
         assert!(passwords.verify(&secret, Some(&hash)).await);
-        assert!(!passwords.verify(&SecretString::from("wrong horse battery"), Some(&hash)).await);
+        assert!(
+            !passwords
+                .verify(&SecretString::from("wrong horse battery"), Some(&hash))
+                .await
+        );
         Ok(())
     }
 
@@ -108,7 +114,10 @@ mod tests {
 
     #[test]
     fn new_passwords_need_twelve_characters() {
-        assert!(matches!(check_new_password(&SecretString::from("elevenchars")), Err(PasswordError::TooShort)));
+        assert!(matches!(
+            check_new_password(&SecretString::from("elevenchars")),
+            Err(PasswordError::TooShort)
+        ));
         assert!(check_new_password(&SecretString::from("twelve chars")).is_ok());
     }
 }

@@ -30,7 +30,10 @@ mod tests {
 
     #[test]
     fn keeps_relative_paths_with_query() {
-        assert_eq!(safe_return_to("/settings/security?tab=1"), Some("/settings/security?tab=1"));
+        assert_eq!(
+            safe_return_to("/settings/security?tab=1"),
+            Some("/settings/security?tab=1")
+        );
         assert_eq!(return_to_or_home(Some("/nodes/pve1")), "/nodes/pve1");
     }
 

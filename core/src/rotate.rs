@@ -30,7 +30,9 @@ pub enum RotateError {
 }
 
 fn reseal(old: &Cipher, new: &Cipher, sealed: &str, aad: &[u8], what: &str) -> Result<String, RotateError> {
-    let plaintext = old.open(sealed, aad).map_err(|_| RotateError::WrongKey(what.to_owned()))?;
+    let plaintext = old
+        .open(sealed, aad)
+        .map_err(|_| RotateError::WrongKey(what.to_owned()))?;
     Ok(new.seal(&plaintext, aad))
 }
 
@@ -48,15 +50,25 @@ pub async fn rotate(db: &SqlitePool, old: &Cipher, new: &Cipher) -> Result<Rotat
 
     let store = SqliteStore::new(db.clone());
     store.migrate().await?;
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tower_sessions").fetch_all(db).await?;
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tower_sessions")
+        .fetch_all(db)
+        .await?;
     let mut records = Vec::new();
     for id in ids {
         let Ok(id) = Id::from_str(&id) else { continue };
-        let Some(mut record) = store.load(&id).await.map_err(|e| RotateError::Sessions(e.to_string()))? else {
+        let Some(mut record) = store
+            .load(&id)
+            .await
+            .map_err(|e| RotateError::Sessions(e.to_string()))?
+        else {
             continue;
         };
         let mut changed = false;
-        let binding = record.data.get("pulse.binding").and_then(Value::as_str).map(str::to_owned);
+        let binding = record
+            .data
+            .get("pulse.binding")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let (Some(binding), Some(Value::String(sealed))) = (&binding, record.data.get("pulse.oidc.tokens")) {
             let aad = format!("session-tokens:{binding}");
             let fresh = reseal(old, new, sealed, aad.as_bytes(), "session tokens")?;
@@ -82,12 +94,19 @@ pub async fn rotate(db: &SqlitePool, old: &Cipher, new: &Cipher) -> Result<Rotat
     // Everything opened with the old key: only now write anything.
     let mut tx = db.begin().await?;
     for (name, sealed) in &resealed_settings {
-        sqlx::query("UPDATE settings SET value = ?2 WHERE key = ?1").bind(name).bind(sealed).execute(&mut *tx).await?;
+        sqlx::query("UPDATE settings SET value = ?2 WHERE key = ?1")
+            .bind(name)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     report.settings = resealed_settings.len();
     for record in &records {
-        store.save(record).await.map_err(|e| RotateError::Sessions(e.to_string()))?;
+        store
+            .save(record)
+            .await
+            .map_err(|e| RotateError::Sessions(e.to_string()))?;
     }
     report.sessions = records.len();
     Ok(report)
@@ -112,27 +131,64 @@ mod tests {
         let db = open_in_memory().await?;
         let (old, new) = (Cipher::new(&generate_key()), Cipher::new(&generate_key()));
         let now = time::OffsetDateTime::now_utc();
-        settings::set(&db, settings::KEY_CHECK, &old.seal(b"pulse", settings::KEY_CHECK.as_bytes()), now).await?;
-        settings::set(&db, "oidc.client_secret", &old.seal(b"s3cret", b"oidc.client_secret"), now).await?;
+        settings::set(
+            &db,
+            settings::KEY_CHECK,
+            &old.seal(b"pulse", settings::KEY_CHECK.as_bytes()),
+            now,
+        )
+        .await?;
+        settings::set(
+            &db,
+            "oidc.client_secret",
+            &old.seal(b"s3cret", b"oidc.client_secret"),
+            now,
+        )
+        .await?;
         let store = SqliteStore::new(db.clone());
         store.migrate().await?;
-        let mut record = Record { id: Id::default(), data: Default::default(), expiry_date: now + time::Duration::hours(1) };
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: now + time::Duration::hours(1),
+        };
         record.data.insert("pulse.binding".into(), Value::String("b1".into()));
-        record.data.insert("pulse.oidc.tokens".into(), Value::String(old.seal(b"{}", b"session-tokens:b1")));
+        record.data.insert(
+            "pulse.oidc.tokens".into(),
+            Value::String(old.seal(b"{}", b"session-tokens:b1")),
+        );
         store.create(&mut record).await?;
 
         let report = rotate(&db, &old, &new).await?;
-        assert_eq!(report, RotationReport { settings: 2, sessions: 1 });
+        assert_eq!(
+            report,
+            RotationReport {
+                settings: 2,
+                sessions: 1
+            }
+        );
         let secret = settings::get(&db, "oidc.client_secret").await?.unwrap_or_default();
-        assert_eq!(new.open(&secret, b"oidc.client_secret").ok().as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(
+            new.open(&secret, b"oidc.client_secret").ok().as_deref(),
+            Some(&b"s3cret"[..])
+        );
         assert!(old.open(&secret, b"oidc.client_secret").is_err());
         let reloaded = store.load(&record.id).await?.ok_or("session lost")?;
-        let sealed = reloaded.data.get("pulse.oidc.tokens").and_then(Value::as_str).unwrap_or_default();
+        let sealed = reloaded
+            .data
+            .get("pulse.oidc.tokens")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         assert!(new.open(sealed, b"session-tokens:b1").is_ok());
 
         // Rotating again with the wrong "old" key changes nothing.
         assert!(matches!(rotate(&db, &old, &new).await, Err(RotateError::WrongKey(_))));
-        assert!(new.open(&settings::get(&db, "oidc.client_secret").await?.unwrap_or_default(), b"oidc.client_secret").is_ok());
+        assert!(new
+            .open(
+                &settings::get(&db, "oidc.client_secret").await?.unwrap_or_default(),
+                b"oidc.client_secret"
+            )
+            .is_ok());
         Ok(())
     }
 }

@@ -175,7 +175,11 @@ pub async fn sign_in_sso(
     now: OffsetDateTime,
 ) -> Result<String, SessionError> {
     use secrecy::ExposeSecret;
-    let lifetime = if tokens.refresh_token.is_some() { SSO_ABSOLUTE_LIFETIME } else { DEFAULT_LIFETIME };
+    let lifetime = if tokens.refresh_token.is_some() {
+        SSO_ABSOLUTE_LIFETIME
+    } else {
+        DEFAULT_LIFETIME
+    };
     let binding = sign_in(session, user, lifetime, now).await?;
     let stored = StoredTokens {
         id_token: tokens.id_token.expose_secret().to_owned(),
@@ -186,7 +190,9 @@ pub async fn sign_in_sso(
         sid: tokens.sid.clone(),
         subject: subject.to_owned(),
     };
-    session.insert(TOKENS_KEY, seal_tokens(cipher, &binding, &stored)).await?;
+    session
+        .insert(TOKENS_KEY, seal_tokens(cipher, &binding, &stored))
+        .await?;
     Ok(binding)
 }
 
@@ -197,14 +203,20 @@ pub fn seal_tokens(cipher: &crate::crypto::Cipher, binding: &str, tokens: &Store
 
 /// The session's binding and sealed token set, as stored (for the refresh coordinator).
 pub async fn sealed_tokens(session: &Session) -> Result<Option<(String, String)>, SessionError> {
-    match (session.get::<String>(BINDING_KEY).await?, session.get::<String>(TOKENS_KEY).await?) {
+    match (
+        session.get::<String>(BINDING_KEY).await?,
+        session.get::<String>(TOKENS_KEY).await?,
+    ) {
         (Some(binding), Some(sealed)) => Ok(Some((binding, sealed))),
         _ => Ok(None),
     }
 }
 
 pub fn open_tokens(cipher: &crate::crypto::Cipher, binding: &str, sealed: &str) -> Option<StoredTokens> {
-    cipher.open(sealed, &tokens_aad(binding)).ok().and_then(|json| serde_json::from_slice(&json).ok())
+    cipher
+        .open(sealed, &tokens_aad(binding))
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
 }
 
 /// Replaces the sealed token set (and the user, whose role or groups may have changed).
@@ -214,10 +226,14 @@ pub async fn replace_tokens(session: &Session, sealed: &str, user: &SessionUser)
 }
 
 /// The ID token of the session's SSO sign-in, for `id_token_hint` at logout.
-pub async fn id_token(session: &Session, cipher: &crate::crypto::Cipher) -> Result<Option<secrecy::SecretString>, SessionError> {
-    let (Some(binding), Some(sealed)) =
-        (session.get::<String>(BINDING_KEY).await?, session.get::<String>(TOKENS_KEY).await?)
-    else {
+pub async fn id_token(
+    session: &Session,
+    cipher: &crate::crypto::Cipher,
+) -> Result<Option<secrecy::SecretString>, SessionError> {
+    let (Some(binding), Some(sealed)) = (
+        session.get::<String>(BINDING_KEY).await?,
+        session.get::<String>(TOKENS_KEY).await?,
+    ) else {
         return Ok(None);
     };
     Ok(cipher

@@ -101,7 +101,11 @@ pub async fn ensure_fresh(core: &Core, session: &Session) -> Result<Freshness, S
     if let Some(binding) = session::binding(session).await? {
         if let Some(why) = core.revocation_reason(&binding) {
             session.flush().await?;
-            let reason = if why == "backchannel_logout" { "idp_logout" } else { "revoked" };
+            let reason = if why == "backchannel_logout" {
+                "idp_logout"
+            } else {
+                "revoked"
+            };
             return Ok(Freshness::Ended { reason });
         }
         let now = core.clock.now();
@@ -156,7 +160,10 @@ pub async fn ensure_fresh(core: &Core, session: &Session) -> Result<Freshness, S
                 new_user.email = identity.email.clone().or(new_user.email);
             }
             let new_tokens = StoredTokens {
-                id_token: refreshed.id_token.map(|t| t.expose_secret().to_owned()).unwrap_or(tokens.id_token),
+                id_token: refreshed
+                    .id_token
+                    .map(|t| t.expose_secret().to_owned())
+                    .unwrap_or(tokens.id_token),
                 // Rotation: the new refresh token replaces the old; without one the old stays valid.
                 refresh_token: Some(refreshed.refresh_token.unwrap_or(secret).expose_secret().to_owned()),
                 access_token: refreshed.access_token.expose_secret().to_owned(),
@@ -169,7 +176,11 @@ pub async fn ensure_fresh(core: &Core, session: &Session) -> Result<Freshness, S
             session::replace_tokens(session, &sealed, &new_user).await?;
             // Persist now, so a request of this session that starts later loads the new tokens.
             session.save().await?;
-            slot.latest = Some((sealed, new_tokens.access_expires_at.unwrap_or(i64::MAX), new_user.clone()));
+            slot.latest = Some((
+                sealed,
+                new_tokens.access_expires_at.unwrap_or(i64::MAX),
+                new_user.clone(),
+            ));
             slot.failures = 0;
             slot.retry_at = None;
             record(core, &new_user.username, Outcome::Success, None).await;
@@ -214,7 +225,12 @@ async fn end(
 }
 
 async fn record(core: &Core, username: &str, outcome: Outcome, reason: Option<&str>) {
-    let entry = AuditEvent { username: Some(username), method: Some("oidc"), reason, ..AuditEvent::new("refresh", outcome) };
+    let entry = AuditEvent {
+        username: Some(username),
+        method: Some("oidc"),
+        reason,
+        ..AuditEvent::new("refresh", outcome)
+    };
     if let Err(err) = audit::record(&core.db, core.clock.now(), &entry).await {
         tracing::error!(error = %err, "could not write the audit log");
     }

@@ -105,10 +105,17 @@ pub async fn complete_setup(
     if !token_matches(data_dir, &form.token) {
         return Err(SetupError::BadToken);
     }
-    check_username(&form.username)
-        .map_err(|message| SetupError::Invalid(FieldError { field: "username", message }))?;
+    check_username(&form.username).map_err(|message| {
+        SetupError::Invalid(FieldError {
+            field: "username",
+            message,
+        })
+    })?;
     check_new_password(&form.password).map_err(|err| {
-        SetupError::Invalid(FieldError { field: "password", message: capitalise(&err.to_string()) })
+        SetupError::Invalid(FieldError {
+            field: "password",
+            message: capitalise(&err.to_string()),
+        })
     })?;
     if form.password.expose_secret() != form.confirm.expose_secret() {
         return Err(SetupError::Invalid(FieldError {
@@ -157,19 +164,57 @@ mod tests {
         let db = open_in_memory().await?;
         let passwords = Passwords::new().await?;
         let token = ensure_token(dir.path())?;
-        assert_eq!(ensure_token(dir.path())?.expose_secret(), token.expose_secret(), "reused");
+        assert_eq!(
+            ensure_token(dir.path())?.expose_secret(),
+            token.expose_secret(),
+            "reused"
+        );
         let now = time::OffsetDateTime::now_utc();
         let good = "a long enough password";
         let wrong = complete_setup(&db, &passwords, dir.path(), &form("nope", good, good), now).await;
         assert!(matches!(wrong, Err(SetupError::BadToken)));
-        let short = complete_setup(&db, &passwords, dir.path(), &form(token.expose_secret(), "short", "short"), now).await;
-        assert!(matches!(short, Err(SetupError::Invalid(FieldError { field: "password", .. }))));
-        let mismatch = complete_setup(&db, &passwords, dir.path(), &form(token.expose_secret(), good, "other password!"), now).await;
-        assert!(matches!(mismatch, Err(SetupError::Invalid(FieldError { field: "confirm", .. }))));
-        let user = complete_setup(&db, &passwords, dir.path(), &form(token.expose_secret(), good, good), now).await?;
+        let short = complete_setup(
+            &db,
+            &passwords,
+            dir.path(),
+            &form(token.expose_secret(), "short", "short"),
+            now,
+        )
+        .await;
+        assert!(matches!(
+            short,
+            Err(SetupError::Invalid(FieldError { field: "password", .. }))
+        ));
+        let mismatch = complete_setup(
+            &db,
+            &passwords,
+            dir.path(),
+            &form(token.expose_secret(), good, "other password!"),
+            now,
+        )
+        .await;
+        assert!(matches!(
+            mismatch,
+            Err(SetupError::Invalid(FieldError { field: "confirm", .. }))
+        ));
+        let user = complete_setup(
+            &db,
+            &passwords,
+            dir.path(),
+            &form(token.expose_secret(), good, good),
+            now,
+        )
+        .await?;
         assert_eq!(user.username, "admin");
         assert!(!token_path(dir.path()).exists(), "the token is single-use");
-        let again = complete_setup(&db, &passwords, dir.path(), &form(token.expose_secret(), good, good), now).await;
+        let again = complete_setup(
+            &db,
+            &passwords,
+            dir.path(),
+            &form(token.expose_secret(), good, good),
+            now,
+        )
+        .await;
         assert!(matches!(again, Err(SetupError::AlreadyDone)));
         Ok(())
     }

@@ -22,7 +22,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok", "database": "ok" }))),
         Err(err) => {
             tracing::error!(error = %err, "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "error" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "error" })),
+            )
         }
     }
 }
@@ -39,9 +42,14 @@ pub struct SecurityStatus {
     user: Option<Value>,
 }
 
-pub async fn security_status(State(state): State<AppState>, session: Session) -> Result<Json<SecurityStatus>, ApiError> {
+pub async fn security_status(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<SecurityStatus>, ApiError> {
     let core = &state.core;
-    let user = session::current_user(&session).await.map_err(|e| ApiError::internal("reading the session", e))?;
+    let user = session::current_user(&session)
+        .await
+        .map_err(|e| ApiError::internal("reading the session", e))?;
     let has_authentication = pulse_core::store::users::any_local_admin(&core.db)
         .await
         .map_err(|e| ApiError::internal("reading accounts", e))?;
@@ -51,7 +59,10 @@ pub async fn security_status(State(state): State<AppState>, session: Session) ->
         .into_iter()
         .map(|b| json!({ "id": b.id, "displayName": b.display_name, "loginUrl": b.login_url }))
         .collect();
-    let hide = core.hide_local_login().await.map_err(|e| ApiError::internal("reading settings", e))?;
+    let hide = core
+        .hide_local_login()
+        .await
+        .map_err(|e| ApiError::internal("reading settings", e))?;
     Ok(Json(SecurityStatus {
         has_authentication,
         sso_enabled: !sso_providers.is_empty(),
@@ -81,24 +92,35 @@ pub async fn sign_in_locally(
 ) -> Result<(), ApiError> {
     let core = &state.core;
     if username.trim().is_empty() || secrecy::ExposeSecret::expose_secret(&password).is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "Enter a username and a password."));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Enter a username and a password.",
+        ));
     }
-    let user = auth::login_local(core, username, &password, &client.ip_string()).await.map_err(|err| match err {
-        LoginError::InvalidCredentials { remaining } => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Invalid username or password.")
-                .with_remaining(remaining)
-        }
-        LoginError::Locked { until } => {
-            let seconds = (until - core.clock.now()).whole_seconds().max(1);
-            ApiError::new(
-                StatusCode::LOCKED,
-                "locked",
-                format!("Too many failed attempts. Sign-in is locked for {} more minutes.", (seconds + 59) / 60),
+    let user = auth::login_local(core, username, &password, &client.ip_string())
+        .await
+        .map_err(|err| match err {
+            LoginError::InvalidCredentials { remaining } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid username or password.",
             )
-            .with_retry_after(seconds)
-        }
-        LoginError::Storage(err) => ApiError::internal("checking the password", err),
-    })?;
+            .with_remaining(remaining),
+            LoginError::Locked { until } => {
+                let seconds = (until - core.clock.now()).whole_seconds().max(1);
+                ApiError::new(
+                    StatusCode::LOCKED,
+                    "locked",
+                    format!(
+                        "Too many failed attempts. Sign-in is locked for {} more minutes.",
+                        (seconds + 59) / 60
+                    ),
+                )
+                .with_retry_after(seconds)
+            }
+            LoginError::Storage(err) => ApiError::internal("checking the password", err),
+        })?;
     auth::start_local_session(core, session, &user, remember_me, client.info())
         .await
         .map_err(|e| ApiError::internal("starting the session", e))?;
@@ -118,10 +140,21 @@ pub async fn login(
             StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, "invalid_request", format!("The request body is not valid: {}", rejection.body_text()))
+        ApiError::new(
+            status,
+            "invalid_request",
+            format!("The request body is not valid: {}", rejection.body_text()),
+        )
     })?;
-    sign_in_locally(&state, &session, &client, &request.username, SecretString::from(request.password), request.remember_me)
-        .await?;
+    sign_in_locally(
+        &state,
+        &session,
+        &client,
+        &request.username,
+        SecretString::from(request.password),
+        request.remember_me,
+    )
+    .await?;
     let redirect = pulse_core::return_to::return_to_or_home(request.return_to.as_deref());
     Ok(Json(json!({ "ok": true, "redirectUrl": redirect })))
 }
@@ -137,7 +170,9 @@ pub async fn sign_out(
     let user = session::current_user(session).await.ok().flatten();
     let id_token = session::id_token(session, &state.core.cipher).await.ok().flatten();
     // The local session ends first, whatever happens next.
-    auth::end_session(&state.core, session, "logout").await.map_err(|e| ApiError::internal("ending the session", e))?;
+    auth::end_session(&state.core, session, "logout")
+        .await
+        .map_err(|e| ApiError::internal("ending the session", e))?;
     if let Some(user) = &user {
         let ip = client.ip_string();
         let entry = AuditEvent {

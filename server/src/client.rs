@@ -28,7 +28,10 @@ impl ClientContext {
 
     /// What the core records with a session. Borrowing keeps the strings where they are.
     pub fn info(&self) -> pulse_core::auth::ClientInfo<'_> {
-        pulse_core::auth::ClientInfo { ip: self.ip_str(), user_agent: self.user_agent.as_deref() }
+        pulse_core::auth::ClientInfo {
+            ip: self.ip_str(),
+            user_agent: self.user_agent.as_deref(),
+        }
     }
 
     fn ip_str(&self) -> &str {
@@ -40,9 +43,17 @@ impl ClientContext {
 /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientContext {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if !is_trusted(&peer) {
-        return ClientContext { ip: peer, https: false, user_agent, ip_text: peer.to_string() };
+        return ClientContext {
+            ip: peer,
+            https: false,
+            user_agent,
+            ip_text: peer.to_string(),
+        };
     }
     let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
@@ -51,12 +62,27 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientCo
         .flat_map(|value| value.split(','))
         .filter_map(|item| item.trim().parse::<IpAddr>().ok())
         .collect();
-    let ip = forwarded.iter().rev().find(|ip| !is_trusted(ip)).copied().unwrap_or(peer);
+    let ip = forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .copied()
+        .unwrap_or(peer);
     let https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|proto| proto.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
-    ClientContext { ip, https, user_agent, ip_text: ip.to_string() }
+        .is_some_and(|proto| {
+            proto
+                .split(',')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        });
+    ClientContext {
+        ip,
+        https,
+        user_agent,
+        ip_text: ip.to_string(),
+    }
 }
 
 /// Puts a `ClientContext` in the request's extensions; marks cookies `Secure` for HTTPS clients.
@@ -78,7 +104,9 @@ pub async fn client_context(State(state): State<AppState>, mut request: Request,
             response.headers_mut().remove(header::SET_COOKIE);
             for cookie in cookies {
                 let secured = match cookie.to_str() {
-                    Ok(text) if !text.contains("; Secure") => HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie),
+                    Ok(text) if !text.contains("; Secure") => {
+                        HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+                    }
                     _ => cookie,
                 };
                 response.headers_mut().append(header::SET_COOKIE, secured);
@@ -103,7 +131,11 @@ mod tests {
     #[test]
     fn forwarded_headers_are_ignored_from_untrusted_peers() {
         let peer: IpAddr = "203.0.113.9".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let context = resolve(peer, &headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]), &[]);
+        let context = resolve(
+            peer,
+            &headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]),
+            &[],
+        );
         assert_eq!((context.ip, context.https), (peer, false));
     }
 
@@ -112,7 +144,10 @@ mod tests {
         let trusted = vec!["10.0.0.0/8".parse::<IpNet>()?];
         let context = resolve(
             "10.0.0.2".parse()?,
-            &headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.5"), ("x-forwarded-proto", "https")]),
+            &headers(&[
+                ("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.5"),
+                ("x-forwarded-proto", "https"),
+            ]),
             &trusted,
         );
         // 6.6.6.6 could have been forged by the client; 198.51.100.7 is what our proxy saw.

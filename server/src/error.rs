@@ -17,7 +17,12 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ApiErrorBody { error: code.to_owned(), message: message.into(), remaining: None, retry_after: None },
+            body: ApiErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+                remaining: None,
+                retry_after: None,
+            },
         }
     }
 

@@ -49,7 +49,16 @@ pub async fn login(
     };
     let remember = form.remember_me.as_deref().is_some_and(|v| v == "true" || v == "on");
     let destination = return_to_or_home(form.return_to.as_deref());
-    match sign_in_locally(&state, &session, &client, &form.username, SecretString::from(form.password), remember).await {
+    match sign_in_locally(
+        &state,
+        &session,
+        &client,
+        &form.username,
+        SecretString::from(form.password),
+        remember,
+    )
+    .await
+    {
         Ok(()) => Redirect::to(&destination),
         Err(err) => {
             let body = err.body();

@@ -51,7 +51,10 @@ pub fn find_site_root() -> PathBuf {
     if let Some(root) = std::env::var_os("LEPTOS_SITE_ROOT") {
         return PathBuf::from(root);
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+    {
         for candidate in [dir.join("site"), dir.join("../site")] {
             if candidate.join("pkg").is_dir() {
                 return candidate;
@@ -90,8 +93,14 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .route("/api/oidc/login", get(oidc::login))
         .route("/api/oidc/callback", get(oidc::callback))
         .route("/api/oidc/backchannel-logout", post(oidc::backchannel_logout))
-        .route("/settings/security/authentication/password", post(settings_forms::change_password))
-        .route("/settings/security/authentication/hide-local-login", post(settings_forms::set_hide_local_login))
+        .route(
+            "/settings/security/authentication/password",
+            post(settings_forms::change_password),
+        )
+        .route(
+            "/settings/security/authentication/hide-local-login",
+            post(settings_forms::set_hide_local_login),
+        )
         .route("/settings/security/authentication/unlock", post(settings_forms::unlock))
         .merge(auth_routes)
         .route(
@@ -108,7 +117,10 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(pages::page_access))
         .layer(middleware::from_fn_with_state(state.clone(), oidc::keep_sso_fresh))
-        .layer(middleware::from_fn_with_state(state.clone(), security::same_origin_only))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin_only,
+        ))
         .layer(session_layer)
         .layer(middleware::from_fn_with_state(state.clone(), client::client_context))
         .layer(middleware::from_fn(security::security_headers))
@@ -154,7 +166,10 @@ impl Application {
     ) -> Result<(Application, StartupReport), BuildError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| BuildError::Bind { addr: config.listen, source })?;
+            .map_err(|source| BuildError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let secure_cookies = config.public_url_is_https();
         let (core, report) = Core::start(config, clock).await?;
         let core = Arc::new(core);
@@ -170,7 +185,10 @@ impl Application {
             .with_secure(secure_cookies)
             .with_expiry(Expiry::OnInactivity(pulse_core::session::DEFAULT_LIFETIME));
 
-        let addr = listener.local_addr().map_err(|source| BuildError::Bind { addr: core.config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| BuildError::Bind {
+            addr: core.config.listen,
+            source,
+        })?;
         let state = AppState::new(core.clone(), leptos_options(site_root, addr));
         let router = router(state, session_layer);
         Ok((Application { listener, router, core }, report))
@@ -185,8 +203,19 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, finishing requests in flight.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
+        // Without TCP_NODELAY a response written as headers then body waits ~40 ms for the
+        // peer's delayed ACK (measured on /pkg/* files by scripts/bench).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await
     }
 }

@@ -61,7 +61,9 @@ async fn serve(settings: pulse_server::cli::Settings) -> ExitCode {
         }
     }
     match &report.bootstrap_admin {
-        Some(BootstrapOutcome::Created(user)) => tracing::info!(%user, "administrator created from PULSE_AUTH_USER/PULSE_AUTH_PASS"),
+        Some(BootstrapOutcome::Created(user)) => {
+            tracing::info!(%user, "administrator created from PULSE_AUTH_USER/PULSE_AUTH_PASS")
+        }
         Some(BootstrapOutcome::PasswordUpdated(user)) => {
             tracing::info!(%user, "administrator password updated from PULSE_AUTH_PASS; its lockout was lifted")
         }
@@ -69,7 +71,10 @@ async fn serve(settings: pulse_server::cli::Settings) -> ExitCode {
     }
     if let Some(token) = &report.setup_token {
         // The operator needs this link to create the first account; it is single-use.
-        tracing::warn!("No administrator yet. Create one at: {base}/setup?token={}", token.expose_secret());
+        tracing::warn!(
+            "No administrator yet. Create one at: {base}/setup?token={}",
+            token.expose_secret()
+        );
     }
     tracing::info!("Pulse listening on http://{addr}");
     let shutdown = async {
@@ -154,17 +159,32 @@ async fn rotate_key(settings: pulse_server::cli::Settings, new_key: Option<Strin
         let file = data_dir.join(crypto::KEY_FILE_NAME);
         let previous = data_dir.join(format!("{}.previous", crypto::KEY_FILE_NAME));
         if let Err(err) = std::fs::copy(&file, &previous) {
-            return fail(format!("secrets were re-encrypted but the old key could not be backed up: {err}"));
+            return fail(format!(
+                "secrets were re-encrypted but the old key could not be backed up: {err}"
+            ));
         }
         use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(secrecy::ExposeSecret::expose_secret(&new_key));
         if let Err(err) = crypto::write_private_file(&file, encoded.as_bytes()) {
-            return fail(format!("secrets were re-encrypted but the new key could not be written to {}: {err}; the old key is in {}", file.display(), previous.display()));
+            return fail(format!(
+                "secrets were re-encrypted but the new key could not be written to {}: {err}; the old key is in {}",
+                file.display(),
+                previous.display()
+            ));
         }
-        println!("New key written to {} (old key kept in {}).", file.display(), previous.display());
+        println!(
+            "New key written to {} (old key kept in {}).",
+            file.display(),
+            previous.display()
+        );
     } else {
         println!("Set PULSE_ENCRYPTION_KEY to the new key before starting Pulse again.");
     }
-    println!("Re-encrypted {} stored settings and {} sessions under key id {}.", report.settings, report.sessions, new.key_id());
+    println!(
+        "Re-encrypted {} stored settings and {} sessions under key id {}.",
+        report.settings,
+        report.sessions,
+        new.key_id()
+    );
     ExitCode::SUCCESS
 }

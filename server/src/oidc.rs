@@ -23,12 +23,19 @@ pub fn base_url(state: &AppState, headers: &HeaderMap, client: &ClientContext) -
     if let Some(url) = &state.core.config.public_url {
         return url.as_str().trim_end_matches('/').to_owned();
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     let forwarded_host = client
         .https
         .then(|| headers.get("x-forwarded-host").and_then(|v| v.to_str().ok()))
         .flatten();
-    format!("{}://{}", if client.https { "https" } else { "http" }, forwarded_host.unwrap_or(host))
+    format!(
+        "{}://{}",
+        if client.https { "https" } else { "http" },
+        forwarded_host.unwrap_or(host)
+    )
 }
 
 fn encode(value: &str) -> String {
@@ -67,7 +74,10 @@ pub async fn login(
     match core.oidc.start_login(&base, &return_to, now).await {
         Ok((url, pending)) => match session::remember_pending(&session, &core.cipher, &pending).await {
             Ok(()) => Redirect::to(&url),
-            Err(err) => fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("session: {err}")), &client),
+            Err(err) => fail(
+                &OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("session: {err}")),
+                &client,
+            ),
         },
         Err(failure) => {
             auth::record_sso_failure(core, failure.code.as_str(), &client.ip_string()).await;
@@ -88,7 +98,10 @@ pub async fn callback(
     // login page with a sentence, whatever the provider (or an attacker) sent.
     let params = raw.as_deref().map(parse_callback_query).unwrap_or_default();
     let pending = match params.state.as_deref() {
-        Some(state_value) => session::take_pending(&session, &core.cipher, state_value).await.ok().flatten(),
+        Some(state_value) => session::take_pending(&session, &core.cipher, state_value)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     };
     let completed = match core.oidc.finish_login(pending, &params, now).await {
@@ -101,11 +114,20 @@ pub async fn callback(
     let user = match auth::record_sso_login(core, &completed, &client.ip_string()).await {
         Ok(user) => user,
         Err(err) => {
-            return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("storing the user: {err}")), &client)
+            return fail(
+                &OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("storing the user: {err}")),
+                &client,
+            )
         }
     };
     if let Err(err) = auth::start_sso_session(core, &session, &user, &completed, client.info()).await {
-        return fail(&OidcFailure::new(OidcErrorCode::ProviderUnavailable, format!("starting the session: {err}")), &client);
+        return fail(
+            &OidcFailure::new(
+                OidcErrorCode::ProviderUnavailable,
+                format!("starting the session: {err}"),
+            ),
+            &client,
+        );
     }
     tracing::info!(user = %user.username, ip = %client.ip, method = "oidc", admin = user.is_admin(), "signed in");
     Redirect::to(&return_to_or_home(Some(&completed.return_to)))
@@ -151,7 +173,8 @@ pub async fn keep_sso_fresh(
             let is_page = request.method() == axum::http::Method::GET && !path.starts_with("/api/");
             if is_page {
                 let target = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-                return Redirect::to(&format!("/login?session_ended={reason}&returnTo={}", encode(target))).into_response();
+                return Redirect::to(&format!("/login?session_ended={reason}&returnTo={}", encode(target)))
+                    .into_response();
             }
             next.run(request).await
         }
@@ -179,10 +202,17 @@ pub async fn backchannel_logout(
     let core = &state.core;
     let bad = |reason: String| {
         tracing::warn!(%reason, "refused a back-channel logout");
-        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "invalid_request", "error_description": reason })))
+        (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": reason })),
+        )
             .into_response()
     };
-    let Some(token) = form.ok().and_then(|axum::Form(f)| f.logout_token).filter(|t| !t.is_empty()) else {
+    let Some(token) = form
+        .ok()
+        .and_then(|axum::Form(f)| f.logout_token)
+        .filter(|t| !t.is_empty())
+    else {
         return bad("logout_token is required".into());
     };
     match core.oidc.backchannel_logout(&core.db, &token, core.clock.now()).await {
@@ -190,14 +220,20 @@ pub async fn backchannel_logout(
             tracing::info!(sessions = revoked.len(), "back-channel logout ended sessions");
             core.revoke_bindings(revoked, "backchannel_logout");
             let mut response = StatusCode::OK.into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
             response
         }
         Err(BackchannelError::Invalid(reason)) => bad(reason),
         Err(err) => {
             let request_id = new_request_id();
             tracing::error!(%request_id, error = %err, "back-channel logout failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": "temporarily_unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": "temporarily_unavailable" })),
+            )
+                .into_response()
         }
     }
 }

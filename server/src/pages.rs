@@ -1,6 +1,11 @@
 //! Page-level access: signed-out visitors of protected pages go to `/login?returnTo=…`, signed-in
 //! visitors of `/login` go on to where they were heading. Runs before the page renders.
-use axum::{extract::Request, http::Method, middleware::Next, response::{IntoResponse, Redirect, Response}};
+use axum::{
+    extract::Request,
+    http::Method,
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
 use pulse_core::{return_to::return_to_or_home, session};
 use tower_sessions::Session;
 

@@ -36,14 +36,19 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
     // `same-origin` (not `no-referrer`) so browsers keep sending a real Origin on our own posts.
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
     let is_static = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/wasm") || t.contains("javascript") || t.starts_with("text/css"));
     if !is_static {
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }
@@ -58,7 +63,10 @@ pub async fn same_origin_only(State(state): State<AppState>, request: Request, n
     let expected = match &state.core.config.public_url {
         Some(url) => url.origin().ascii_serialization(),
         None => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             format!("{}://{host}", if https { "https" } else { "http" })
         }
     };
@@ -72,8 +80,12 @@ pub async fn same_origin_only(State(state): State<AppState>, request: Request, n
     };
     if cross_site {
         tracing::warn!(path = %request.uri().path(), "refused a cross-site request");
-        return ApiError::new(StatusCode::FORBIDDEN, "cross_site_request", "Cross-site requests are not allowed.")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "Cross-site requests are not allowed.",
+        )
+        .into_response();
     }
     next.run(request).await
 }

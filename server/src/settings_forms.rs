@@ -98,11 +98,22 @@ pub async fn set_hide_local_login(
             if hide && core.oidc.active().is_none() {
                 return back("error=hide_requires_sso");
             }
-            if let Err(err) = settings::set(&core.db, settings::HIDE_LOCAL_LOGIN, if hide { "true" } else { "false" }, core.clock.now()).await {
+            if let Err(err) = settings::set(
+                &core.db,
+                settings::HIDE_LOCAL_LOGIN,
+                if hide { "true" } else { "false" },
+                core.clock.now(),
+            )
+            .await
+            {
                 tracing::error!(error = %err, "saving the hide-local-login toggle failed");
                 return back("error=internal");
             }
-            let what = if hide { "local login form hidden" } else { "local login form shown" };
+            let what = if hide {
+                "local login form hidden"
+            } else {
+                "local login form shown"
+            };
             auth::record_settings_change(core, &user.username, &client.ip_string(), what).await;
             back("result=saved")
         }
@@ -128,7 +139,9 @@ pub async fn unlock(
     let core = &state.core;
     match signed_in(&session).await {
         Some(user) if user.is_admin() => {
-            let Some((scope, subject)) = form.ok().and_then(|Form(f)| lockout::Scope::parse(&f.scope).map(|s| (s, f.subject)))
+            let Some((scope, subject)) = form
+                .ok()
+                .and_then(|Form(f)| lockout::Scope::parse(&f.scope).map(|s| (s, f.subject)))
             else {
                 return back("error=invalid_request");
             };

@@ -19,6 +19,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(core: Arc<Core>, leptos_options: LeptosOptions) -> Self {
         let per_minute = NonZeroU32::new(AUTH_REQUESTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
-        Self { core, leptos_options, auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))) }
+        Self {
+            core,
+            leptos_options,
+            auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        }
     }
 }

@@ -15,8 +15,15 @@ async fn login_sets_an_httponly_lax_cookie_and_signs_in() -> TestResult {
     assert_eq!(response.status(), 200);
     let cookie = session_set_cookie(&response).ok_or("no session cookie")?;
     assert!(cookie_attribute(&cookie, "HttpOnly").is_some(), "{cookie}");
-    assert_eq!(cookie_attribute(&cookie, "SameSite").as_deref(), Some("Lax"), "{cookie}");
-    assert!(cookie_attribute(&cookie, "Secure").is_none(), "plain http without a public URL: {cookie}");
+    assert_eq!(
+        cookie_attribute(&cookie, "SameSite").as_deref(),
+        Some("Lax"),
+        "{cookie}"
+    );
+    assert!(
+        cookie_attribute(&cookie, "Secure").is_none(),
+        "plain http without a public URL: {cookie}"
+    );
 
     let status = app.status().await?;
     assert_eq!(status["authenticated"], true);
@@ -50,7 +57,10 @@ async fn unknown_user_gets_the_same_answer_as_a_wrong_password() -> TestResult {
     assert_eq!(unknown["remaining"], 4);
 
     let wrong: Value = app.login(ADMIN_USER, WRONG_PASS).await?.json().await?;
-    assert_eq!(wrong["message"], unknown["message"], "the answer must not reveal which accounts exist");
+    assert_eq!(
+        wrong["message"], unknown["message"],
+        "the answer must not reveal which accounts exist"
+    );
     Ok(())
 }
 
@@ -125,7 +135,9 @@ async fn remember_me_keeps_the_cookie_for_thirty_days_instead_of_one() -> TestRe
             let response = app.post_json("/api/login", &body).await?;
             assert_eq!(response.status(), 200);
             let cookie = session_set_cookie(&response).ok_or("no session cookie")?;
-            let max_age = cookie_attribute(&cookie, "Max-Age").ok_or("no Max-Age")?.parse::<i64>()?;
+            let max_age = cookie_attribute(&cookie, "Max-Age")
+                .ok_or("no Max-Age")?
+                .parse::<i64>()?;
             Ok::<i64, Box<dyn std::error::Error>>(max_age)
         }
     };
@@ -133,6 +145,9 @@ async fn remember_me_keeps_the_cookie_for_thirty_days_instead_of_one() -> TestRe
     let short = max_age_after(false).await?;
     assert!((day - 60..=day).contains(&short), "Max-Age {short} without remember me");
     let long = max_age_after(true).await?;
-    assert!((30 * day - 60..=30 * day).contains(&long), "Max-Age {long} with remember me");
+    assert!(
+        (30 * day - 60..=30 * day).contains(&long),
+        "Max-Age {long} with remember me"
+    );
     Ok(())
 }

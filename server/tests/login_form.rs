@@ -7,7 +7,12 @@ use common::*;
 async fn post_login(app: &TestApp, password: &str, return_to: &str) -> reqwest::Result<reqwest::Response> {
     app.post_form(
         "/login",
-        &[("username", ADMIN_USER), ("password", password), ("rememberMe", "on"), ("returnTo", return_to)],
+        &[
+            ("username", ADMIN_USER),
+            ("password", password),
+            ("rememberMe", "on"),
+            ("returnTo", return_to),
+        ],
     )
     .await
 }
@@ -28,7 +33,10 @@ async fn form_login_failure_redirects_back_with_error_and_remaining() -> TestRes
     let response = post_login(&app, "not the password at all", "/").await?;
     assert_eq!(response.status(), 303);
     let target = location(&response);
-    assert!(target.starts_with("/login?error=invalid_credentials&remaining=4"), "{target}");
+    assert!(
+        target.starts_with("/login?error=invalid_credentials&remaining=4"),
+        "{target}"
+    );
     assert!(!app.is_authenticated().await?);
     Ok(())
 }

@@ -49,7 +49,11 @@ async fn rp_response_type_code() -> TestResult {
     assert_eq!(query["client_id"], CLIENT_ID);
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["code_challenge"].len(), 43, "base64url of a SHA-256");
-    assert!(query["scope"].split(' ').any(|scope| scope == "openid"), "{}", query["scope"]);
+    assert!(
+        query["scope"].split(' ').any(|scope| scope == "openid"),
+        "{}",
+        query["scope"]
+    );
     assert!(query["state"].len() >= 16 && query["nonce"].len() >= 16, "{query:?}");
     assert_eq!(query["redirect_uri"], app.url("/api/oidc/callback"));
 
@@ -58,7 +62,10 @@ async fn rp_response_type_code() -> TestResult {
     assert_eq!(status["user"]["username"], "alice");
     assert_eq!(status["user"]["email"], "alice@example.com");
     assert_eq!(status["user"]["groups"], json!(["pulse-users"]));
-    assert_eq!(status["user"]["role"], "admin", "no admin groups configured: every SSO user is admin");
+    assert_eq!(
+        status["user"]["role"], "admin",
+        "no admin groups configured: every SSO user is admin"
+    );
     Ok(())
 }
 
@@ -71,15 +78,28 @@ async fn rp_token_endpoint_client_secret_basic() -> TestResult {
     assert_eq!(record.token_requests.len(), 1);
     let request = &record.token_requests[0];
     assert_eq!(request.authorization, Some(basic_auth(CLIENT_ID, CLIENT_SECRET)));
-    assert!(!request.form.contains_key("client_secret"), "the secret goes in the header only");
-    assert_eq!(request.form.get("grant_type").map(String::as_str), Some("authorization_code"));
-    assert!(request.form.get("code_verifier").is_some_and(|v| v.len() >= 43), "PKCE verifier sent");
+    assert!(
+        !request.form.contains_key("client_secret"),
+        "the secret goes in the header only"
+    );
+    assert_eq!(
+        request.form.get("grant_type").map(String::as_str),
+        Some("authorization_code")
+    );
+    assert!(
+        request.form.get("code_verifier").is_some_and(|v| v.len() >= 43),
+        "PKCE verifier sent"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn rp_nonce_invalid() -> TestResult {
-    refused_with(|b| b.claim("nonce", json!("not-the-nonce-pulse-sent")), "nonce_mismatch").await?;
+    refused_with(
+        |b| b.claim("nonce", json!("not-the-nonce-pulse-sent")),
+        "nonce_mismatch",
+    )
+    .await?;
     refused_with(|b| b.claim("nonce", Value::Null), "nonce_mismatch").await
 }
 
@@ -102,7 +122,12 @@ async fn aud_as_a_one_element_array_is_accepted() -> TestResult {
 async fn azp_naming_another_client_is_audience_mismatch() -> TestResult {
     // Several audiences and azp naming someone else.
     refused_with(
-        |b| b.claims([("aud", json!([CLIENT_ID, "another-client"])), ("azp", json!("another-client"))]),
+        |b| {
+            b.claims([
+                ("aud", json!([CLIENT_ID, "another-client"])),
+                ("azp", json!("another-client")),
+            ])
+        },
         "audience_mismatch",
     )
     .await?;
@@ -146,7 +171,11 @@ async fn rp_id_token_issuer_mismatch() -> TestResult {
 #[tokio::test]
 async fn expired_id_token_is_token_expired() -> TestResult {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    refused_with(|b| b.claims([("iat", json!(now - 7200)), ("exp", json!(now - 3600))]), "token_expired").await
+    refused_with(
+        |b| b.claims([("iat", json!(now - 7200)), ("exp", json!(now - 3600))]),
+        "token_expired",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -205,7 +234,9 @@ async fn rp_key_rotation_op_sign_key() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[]).await;
     let first = Browser::new(&app)?;
-    first.assert_signed_in(&first.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    first
+        .assert_signed_in(&first.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(op.record().jwks_fetches, 1);
 
     op.set(|b| {
@@ -213,8 +244,14 @@ async fn rp_key_rotation_op_sign_key() -> TestResult {
         b.sign_with = TestKey::B;
     });
     let second = Browser::new(&app)?;
-    second.assert_signed_in(&second.sign_in(&op, "/wanted").await?, "/wanted").await?;
-    assert_eq!(op.record().jwks_fetches, 2, "the unknown kid made Pulse fetch the keys again");
+    second
+        .assert_signed_in(&second.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
+    assert_eq!(
+        op.record().jwks_fetches,
+        2,
+        "the unknown kid made Pulse fetch the keys again"
+    );
     Ok(())
 }
 
@@ -224,15 +261,21 @@ async fn key_refetch_is_rate_limited_then_picks_up_the_published_key() -> TestRe
     op.set(|b| b.sign_with = TestKey::B); // not yet in the JWKS
     let app = spawn_pulse(&op, &[]).await;
     let browser = Browser::new(&app)?;
-    browser.assert_refused(&browser.sign_in(&op, "/wanted").await?, "invalid_signature").await?;
+    browser
+        .assert_refused(&browser.sign_in(&op, "/wanted").await?, "invalid_signature")
+        .await?;
     assert_eq!(op.record().jwks_fetches, 2, "one refetch for the unknown kid");
 
     op.set(|b| b.published = vec![TestKey::A, TestKey::B]);
-    browser.assert_refused(&browser.sign_in(&op, "/wanted").await?, "invalid_signature").await?;
+    browser
+        .assert_refused(&browser.sign_in(&op, "/wanted").await?, "invalid_signature")
+        .await?;
     assert_eq!(op.record().jwks_fetches, 2, "a second refetch within 30 s is refused");
 
     app.clock.advance(time::Duration::seconds(31));
-    browser.assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    browser
+        .assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(op.record().jwks_fetches, 3);
     Ok(())
 }
@@ -250,7 +293,11 @@ async fn rp_userinfo_bad_sub_claim() -> TestResult {
         &[],
     )
     .await?;
-    assert_eq!(op.record().userinfo_authorizations.len(), 1, "userinfo was asked for the missing groups");
+    assert_eq!(
+        op.record().userinfo_authorizations.len(),
+        1,
+        "userinfo was asked for the missing groups"
+    );
     browser.assert_refused(&landing, "invalid_id_token").await
 }
 
@@ -285,13 +332,21 @@ async fn rp_discovery_issuer_not_matching_config() -> TestResult {
         let landing = browser.follow("/api/oidc/login?returnTo=/wanted").await?;
         browser.assert_refused(&landing, "issuer_mismatch").await?;
     }
-    assert!(op.record().authorize_requests.is_empty(), "the browser never went to the provider");
+    assert!(
+        op.record().authorize_requests.is_empty(),
+        "the browser never went to the provider"
+    );
 
     // The other way round: configured with a trailing slash the provider does not use.
     let slashed = spawn_pulse(&op, &[("OIDC_ISSUER_URL", &format!("{}/", op.issuer()))]).await;
     op.set(|b| b.discovery_issuer = None);
     let browser = Browser::new(&slashed)?;
-    browser.assert_refused(&browser.follow("/api/oidc/login?returnTo=/wanted").await?, "issuer_mismatch").await
+    browser
+        .assert_refused(
+            &browser.follow("/api/oidc/login?returnTo=/wanted").await?,
+            "issuer_mismatch",
+        )
+        .await
 }
 
 #[tokio::test]
@@ -299,7 +354,12 @@ async fn provider_down_at_login_is_provider_unavailable() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[("OIDC_ISSUER_URL", &format!("http://{}", closed_port().await?))]).await;
     let browser = Browser::new(&app)?;
-    browser.assert_refused(&browser.follow("/api/oidc/login?returnTo=/wanted").await?, "provider_unavailable").await
+    browser
+        .assert_refused(
+            &browser.follow("/api/oidc/login?returnTo=/wanted").await?,
+            "provider_unavailable",
+        )
+        .await
 }
 
 #[tokio::test]
@@ -307,20 +367,31 @@ async fn callback_iss_parameter_must_name_the_configured_issuer() -> TestResult 
     let (op, app, browser, landing) =
         sign_in_once(|b| b.authorize_iss = Some("https://evil.example".into()), &[]).await?;
     browser.assert_refused(&landing, "issuer_mismatch").await?;
-    assert!(op.record().token_requests.is_empty(), "a mixed-up code is never redeemed");
+    assert!(
+        op.record().token_requests.is_empty(),
+        "a mixed-up code is never redeemed"
+    );
 
     op.set(|b| b.authorize_iss = Some(op.issuer()));
     let browser = Browser::new(&app)?;
-    browser.assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    browser
+        .assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn idp_access_denied_is_shown_with_its_description() -> TestResult {
-    let (op, _app, browser, landing) =
-        sign_in_once(|b| b.authorize_error = Some(("access_denied".into(), "The user said no".into())), &[]).await?;
+    let (op, _app, browser, landing) = sign_in_once(
+        |b| b.authorize_error = Some(("access_denied".into(), "The user said no".into())),
+        &[],
+    )
+    .await?;
     browser.assert_refused(&landing, "idp_error").await?;
-    assert_eq!(landing.param("oidc_error_description").as_deref(), Some("The user said no"));
+    assert_eq!(
+        landing.param("oidc_error_description").as_deref(),
+        Some("The user said no")
+    );
     assert!(op.record().token_requests.is_empty());
     Ok(())
 }
@@ -328,12 +399,19 @@ async fn idp_access_denied_is_shown_with_its_description() -> TestResult {
 #[tokio::test]
 async fn token_endpoint_failing_is_exchange_failed() -> TestResult {
     let failures = [
-        ("application/json", r#"{"error":"server_error","error_description":"boom"}"#),
+        (
+            "application/json",
+            r#"{"error":"server_error","error_description":"boom"}"#,
+        ),
         ("text/plain", "Internal Server Error"),
         ("text/html", "<html><body>502 Bad Gateway</body></html>"),
     ];
     for (content_type, body) in failures {
-        let failure = TokenFailure { status: 500, content_type, body: body.to_owned() };
+        let failure = TokenFailure {
+            status: 500,
+            content_type,
+            body: body.to_owned(),
+        };
         refused_with(|b| b.token_failure = Some(failure), "exchange_failed").await?;
     }
     Ok(())
@@ -364,9 +442,13 @@ async fn tampered_state_is_invalid_state_and_the_real_callback_still_works() -> 
         .collect();
     tampered.query_pairs_mut().clear().extend_pairs(pairs);
 
-    browser.assert_refused(&browser.follow(tampered.as_str()).await?, "invalid_state").await?;
+    browser
+        .assert_refused(&browser.follow(tampered.as_str()).await?, "invalid_state")
+        .await?;
     assert!(op.record().token_requests.is_empty());
-    browser.assert_signed_in(&browser.follow(&callback).await?, "/wanted").await?;
+    browser
+        .assert_signed_in(&browser.follow(&callback).await?, "/wanted")
+        .await?;
     Ok(())
 }
 
@@ -376,14 +458,22 @@ async fn replayed_callback_is_invalid_state() -> TestResult {
     let app = spawn_pulse(&op, &[]).await;
     let browser = Browser::new(&app)?;
     let callback = browser.authorize(&browser.begin(&op, "/wanted").await?).await?;
-    browser.assert_signed_in(&browser.follow(&callback).await?, "/wanted").await?;
+    browser
+        .assert_signed_in(&browser.follow(&callback).await?, "/wanted")
+        .await?;
 
     let replay = browser.follow(&callback).await?;
     assert_eq!(replay.error().as_deref(), Some("invalid_state"), "{}", replay.location);
-    assert_eq!(op.record().token_requests.len(), 1, "the replayed code was not redeemed again");
+    assert_eq!(
+        op.record().token_requests.len(),
+        1,
+        "the replayed code was not redeemed again"
+    );
 
     let stranger = Browser::new(&app)?;
-    stranger.assert_refused(&stranger.follow(&callback).await?, "invalid_state").await
+    stranger
+        .assert_refused(&stranger.follow(&callback).await?, "invalid_state")
+        .await
 }
 
 #[tokio::test]
@@ -394,9 +484,16 @@ async fn callback_in_another_browser_is_invalid_state() -> TestResult {
     let callback = victim.authorize(&victim.begin(&op, "/wanted").await?).await?;
 
     let attacker = Browser::new(&app)?;
-    attacker.assert_refused(&attacker.follow(&callback).await?, "invalid_state").await?;
-    assert!(op.record().token_requests.is_empty(), "the code was not redeemed for the other browser");
-    victim.assert_signed_in(&victim.follow(&callback).await?, "/wanted").await?;
+    attacker
+        .assert_refused(&attacker.follow(&callback).await?, "invalid_state")
+        .await?;
+    assert!(
+        op.record().token_requests.is_empty(),
+        "the code was not redeemed for the other browser"
+    );
+    victim
+        .assert_signed_in(&victim.follow(&callback).await?, "/wanted")
+        .await?;
     Ok(())
 }
 
@@ -406,13 +503,20 @@ async fn session_id_changes_at_sso_sign_in() -> TestResult {
     let app = spawn_pulse(&op, &[]).await;
     let browser = Browser::new(&app)?;
     let callback = browser.authorize(&browser.begin(&op, "/wanted").await?).await?;
-    let before = browser.session_cookie().ok_or("starting a sign-in sets a session cookie")?;
-    browser.assert_signed_in(&browser.follow(&callback).await?, "/wanted").await?;
+    let before = browser
+        .session_cookie()
+        .ok_or("starting a sign-in sets a session cookie")?;
+    browser
+        .assert_signed_in(&browser.follow(&callback).await?, "/wanted")
+        .await?;
     let after = browser.session_cookie().ok_or("signed in without a session cookie")?;
     assert_ne!(before, after, "the session id is rotated at sign-in");
 
     let anonymous = app.status_with_cookie(&before).await?;
-    assert_eq!(anonymous["authenticated"], false, "the pre-login session id is worth nothing");
+    assert_eq!(
+        anonymous["authenticated"], false,
+        "the pre-login session id is worth nothing"
+    );
     Ok(())
 }
 
@@ -423,7 +527,9 @@ async fn callback_after_ten_minutes_is_invalid_state() -> TestResult {
     let browser = Browser::new(&app)?;
     let callback = browser.authorize(&browser.begin(&op, "/wanted").await?).await?;
     app.clock.advance(time::Duration::minutes(11));
-    browser.assert_refused(&browser.follow(&callback).await?, "invalid_state").await
+    browser
+        .assert_refused(&browser.follow(&callback).await?, "invalid_state")
+        .await
 }
 
 #[tokio::test]
@@ -452,7 +558,12 @@ async fn garbage_callbacks_go_to_the_login_page_never_a_5xx() -> TestResult {
     for case in &cases {
         let landing = browser.follow(case).await?;
         let shown = &case[..case.len().min(80)];
-        assert_eq!(landing.error().as_deref(), Some("invalid_state"), "{shown} landed on {}", landing.location);
+        assert_eq!(
+            landing.error().as_deref(),
+            Some("invalid_state"),
+            "{shown} landed on {}",
+            landing.location
+        );
     }
     assert!(!browser.is_signed_in().await?);
     assert!(op.record().token_requests.is_empty());
@@ -463,15 +574,23 @@ async fn garbage_callbacks_go_to_the_login_page_never_a_5xx() -> TestResult {
 async fn return_to_pointing_elsewhere_lands_on_the_home_page() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[]).await;
-    for evil in ["//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "javascript:alert(1)"]
-    {
+    for evil in [
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+    ] {
         let browser = Browser::new(&app)?;
         let landing = browser.sign_in(&op, evil).await?;
         browser.assert_signed_in(&landing, "/").await?;
     }
     let browser = Browser::new(&app)?;
     browser
-        .assert_signed_in(&browser.sign_in(&op, "/settings/security?tab=sso").await?, "/settings/security?tab=sso")
+        .assert_signed_in(
+            &browser.sign_in(&op, "/settings/security?tab=sso").await?,
+            "/settings/security?tab=sso",
+        )
         .await?;
     Ok(())
 }
@@ -483,12 +602,20 @@ async fn two_tabs_completed_in_reverse_order_both_sign_in() -> TestResult {
     let browser = Browser::new(&app)?;
     let first = browser.begin(&op, "/first").await?;
     let second = browser.begin(&op, "/second").await?;
-    let state = |url: &reqwest::Url| url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned());
+    let state = |url: &reqwest::Url| {
+        url.query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+    };
     assert_ne!(state(&first), state(&second), "each sign-in has its own state");
     let (first_callback, second_callback) = (browser.authorize(&first).await?, browser.authorize(&second).await?);
 
-    browser.assert_signed_in(&browser.follow(&second_callback).await?, "/second").await?;
-    browser.assert_signed_in(&browser.follow(&first_callback).await?, "/first").await?;
+    browser
+        .assert_signed_in(&browser.follow(&second_callback).await?, "/second")
+        .await?;
+    browser
+        .assert_signed_in(&browser.follow(&first_callback).await?, "/first")
+        .await?;
     Ok(())
 }
 
@@ -500,16 +627,22 @@ async fn allowed_groups_match_case_insensitively_and_fail_closed() -> TestResult
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[("OIDC_ALLOWED_GROUPS", "Pulse-Users, ops")]).await;
     let member = Browser::new(&app)?;
-    member.assert_signed_in(&member.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    member
+        .assert_signed_in(&member.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
 
     op.set(|b| b.claim("groups", json!(["staff"])));
     let outsider = Browser::new(&app)?;
-    outsider.assert_refused(&outsider.sign_in(&op, "/wanted").await?, "group_restricted").await?;
+    outsider
+        .assert_refused(&outsider.sign_in(&op, "/wanted").await?, "group_restricted")
+        .await?;
 
     // Neither the ID token nor userinfo says anything about groups.
     op.set(|b| b.claim("groups", Value::Null));
     let unknown = Browser::new(&app)?;
-    unknown.assert_refused(&unknown.sign_in(&op, "/wanted").await?, "group_restricted").await
+    unknown
+        .assert_refused(&unknown.sign_in(&op, "/wanted").await?, "group_restricted")
+        .await
 }
 
 #[tokio::test]
@@ -539,9 +672,11 @@ async fn allowed_domains_compare_the_whole_domain() -> TestResult {
 async fn allowed_emails_are_exact() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[("OIDC_ALLOWED_EMAILS", "alice@example.com")]).await;
-    for (email, allowed) in
-        [("bob@example.com", false), ("alice@example.com.evil.org", false), ("ALICE@example.com", true)]
-    {
+    for (email, allowed) in [
+        ("bob@example.com", false),
+        ("alice@example.com.evil.org", false),
+        ("ALICE@example.com", true),
+    ] {
         op.set(|b| b.claim("email", json!(email)));
         let browser = Browser::new(&app)?;
         let landing = browser.sign_in(&op, "/wanted").await?;
@@ -553,21 +688,32 @@ async fn allowed_emails_are_exact() -> TestResult {
     }
     op.set(|b| b.claim("email", Value::Null));
     let browser = Browser::new(&app)?;
-    browser.assert_refused(&browser.sign_in(&op, "/wanted").await?, "email_restricted").await
+    browser
+        .assert_refused(&browser.sign_in(&op, "/wanted").await?, "email_restricted")
+        .await
 }
 
 #[tokio::test]
 async fn admin_groups_decide_the_role() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[("OIDC_ADMIN_GROUPS", "pulse-admins")]).await;
-    op.set(|b| b.claims([("sub", json!("admin-1")), ("groups", json!(["pulse-users", "Pulse-Admins"]))]));
+    op.set(|b| {
+        b.claims([
+            ("sub", json!("admin-1")),
+            ("groups", json!(["pulse-users", "Pulse-Admins"])),
+        ])
+    });
     let admin = Browser::new(&app)?;
-    let status = admin.assert_signed_in(&admin.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    let status = admin
+        .assert_signed_in(&admin.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(status["user"]["role"], "admin");
 
     op.set(|b| b.claims([("sub", json!("viewer-1")), ("groups", json!(["pulse-users"]))]));
     let viewer = Browser::new(&app)?;
-    let status = viewer.assert_signed_in(&viewer.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    let status = viewer
+        .assert_signed_in(&viewer.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(status["user"]["role"], "viewer");
     Ok(())
 }
@@ -575,16 +721,33 @@ async fn admin_groups_decide_the_role() -> TestResult {
 #[tokio::test]
 async fn groups_from_a_nested_claim_path() -> TestResult {
     let op = TestOp::start().await?;
-    let env = [("OIDC_GROUPS_CLAIM", "realm_access.roles"), ("OIDC_ALLOWED_GROUPS", "pulse-users")];
+    let env = [
+        ("OIDC_GROUPS_CLAIM", "realm_access.roles"),
+        ("OIDC_ALLOWED_GROUPS", "pulse-users"),
+    ];
     let app = spawn_pulse(&op, &env).await;
-    op.set(|b| b.claims([("groups", json!(["other"])), ("realm_access", json!({ "roles": ["pulse-users"] }))]));
+    op.set(|b| {
+        b.claims([
+            ("groups", json!(["other"])),
+            ("realm_access", json!({ "roles": ["pulse-users"] })),
+        ])
+    });
     let browser = Browser::new(&app)?;
-    let status = browser.assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    let status = browser
+        .assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(status["user"]["groups"], json!(["pulse-users"]));
 
-    op.set(|b| b.claims([("groups", json!(["pulse-users"])), ("realm_access", json!({ "roles": ["other"] }))]));
+    op.set(|b| {
+        b.claims([
+            ("groups", json!(["pulse-users"])),
+            ("realm_access", json!({ "roles": ["other"] })),
+        ])
+    });
     let browser = Browser::new(&app)?;
-    browser.assert_refused(&browser.sign_in(&op, "/wanted").await?, "group_restricted").await
+    browser
+        .assert_refused(&browser.sign_in(&op, "/wanted").await?, "group_restricted")
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,12 +758,16 @@ async fn sso_user_is_keyed_by_issuer_and_subject() -> TestResult {
     let op = TestOp::start().await?;
     let app = spawn_pulse(&op, &[]).await;
     let browser = Browser::new(&app)?;
-    browser.assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    browser
+        .assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     let before = sso_users(&app).await?;
 
     op.set(|b| b.claim("preferred_username", json!("alice.renamed")));
     let browser = Browser::new(&app)?;
-    let status = browser.assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted").await?;
+    let status = browser
+        .assert_signed_in(&browser.sign_in(&op, "/wanted").await?, "/wanted")
+        .await?;
     assert_eq!(status["user"]["username"], "alice.renamed");
     let after = sso_users(&app).await?;
     assert_eq!(after.len(), 1, "{after:?}");
@@ -623,7 +790,11 @@ async fn tokens_are_never_stored_in_plaintext() -> TestResult {
     let files = all_file_bytes(app.data_dir())?;
     let everything: Vec<u8> = files.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect();
     // The scan must see what Pulse stores: the account name is there in plain text.
-    assert!(contains(&everything, b"alice"), "scanned {:?}", files.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    assert!(
+        contains(&everything, b"alice"),
+        "scanned {:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
     for (name, secret) in [
         ("refresh token", refresh_token.as_str()),
         ("access token", issued.access_token.as_str()),
@@ -632,7 +803,11 @@ async fn tokens_are_never_stored_in_plaintext() -> TestResult {
         ("client secret", CLIENT_SECRET),
     ] {
         for (path, bytes) in &files {
-            assert!(!contains(bytes, secret.as_bytes()), "the {name} is in plain text in {}", path.display());
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "the {name} is in plain text in {}",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -32,7 +32,11 @@ async fn home_page_shows_the_signed_in_user() -> TestResult {
 #[tokio::test]
 async fn login_page_sends_signed_in_visitors_on_to_return_to() -> TestResult {
     let app = spawn_app_with_admin().await;
-    assert_eq!(app.get("/login?returnTo=/x").await?.status(), 200, "signed out: the form is shown");
+    assert_eq!(
+        app.get("/login?returnTo=/x").await?.status(),
+        200,
+        "signed out: the form is shown"
+    );
     app.login_as_admin().await?;
     let response = app.get("/login?returnTo=/x").await?;
     assert_eq!(response.status(), 303);

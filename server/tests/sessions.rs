@@ -14,7 +14,11 @@ async fn login_issues_a_new_session_id_and_retires_the_presented_one() -> TestRe
     // The jar presents `first` at the second sign-in: the server must not adopt it.
     let second = app.login_as_admin().await?;
     assert_ne!(first, second, "the session id was not cycled at sign-in");
-    assert_eq!(app.status_with_cookie(&first).await?["authenticated"], false, "the old id still works");
+    assert_eq!(
+        app.status_with_cookie(&first).await?["authenticated"],
+        false,
+        "the old id still works"
+    );
     assert_eq!(app.status_with_cookie(&second).await?["authenticated"], true);
     Ok(())
 }

@@ -15,7 +15,14 @@ async fn changing_the_password_signs_out_the_other_sessions() -> TestResult {
     let new_password = "a brand new long password";
 
     let response = app
-        .post_form(&format!("{PAGE}/password"), &[("current", ADMIN_PASS), ("new", new_password), ("confirm", new_password)])
+        .post_form(
+            &format!("{PAGE}/password"),
+            &[
+                ("current", ADMIN_PASS),
+                ("new", new_password),
+                ("confirm", new_password),
+            ],
+        )
         .await?;
 
     assert_eq!(location(&response), format!("{PAGE}?result=password_changed"));
@@ -31,15 +38,30 @@ async fn a_wrong_current_password_or_a_weak_new_one_changes_nothing() -> TestRes
     let app = spawn_app_with_admin().await;
     app.login_as_admin().await?;
     let cases = [
-        (("not the password", "another long password", "another long password"), "error=wrong_current_password"),
+        (
+            ("not the password", "another long password", "another long password"),
+            "error=wrong_current_password",
+        ),
         ((ADMIN_PASS, "short", "short"), "error=password_short"),
-        ((ADMIN_PASS, "another long password", "a different password"), "error=password_mismatch"),
+        (
+            (ADMIN_PASS, "another long password", "a different password"),
+            "error=password_mismatch",
+        ),
     ];
     for ((current, new, confirm), expected) in cases {
-        let response = app.post_form(&format!("{PAGE}/password"), &[("current", current), ("new", new), ("confirm", confirm)]).await?;
+        let response = app
+            .post_form(
+                &format!("{PAGE}/password"),
+                &[("current", current), ("new", new), ("confirm", confirm)],
+            )
+            .await?;
         assert_eq!(location(&response), format!("{PAGE}?{expected}"));
     }
-    assert_eq!(app.login(ADMIN_USER, ADMIN_PASS).await?.status(), 200, "the old password still works");
+    assert_eq!(
+        app.login(ADMIN_USER, ADMIN_PASS).await?.status(),
+        200,
+        "the old password still works"
+    );
     Ok(())
 }
 
@@ -47,7 +69,9 @@ async fn a_wrong_current_password_or_a_weak_new_one_changes_nothing() -> TestRes
 async fn hiding_the_local_form_is_refused_while_sso_does_not_work() -> TestResult {
     let app = spawn_app_with_admin().await;
     app.login_as_admin().await?;
-    let response = app.post_form(&format!("{PAGE}/hide-local-login"), &[("hide", "true")]).await?;
+    let response = app
+        .post_form(&format!("{PAGE}/hide-local-login"), &[("hide", "true")])
+        .await?;
     assert_eq!(location(&response), format!("{PAGE}?error=hide_requires_sso"));
     assert_eq!(app.status().await?["hideLocalLogin"], false);
     Ok(())
@@ -61,7 +85,9 @@ async fn the_toggle_is_locked_when_the_environment_sets_it() -> TestResult {
     })
     .await;
     app.login_as_admin().await?;
-    let response = app.post_form(&format!("{PAGE}/hide-local-login"), &[("hide", "true")]).await?;
+    let response = app
+        .post_form(&format!("{PAGE}/hide-local-login"), &[("hide", "true")])
+        .await?;
     assert_eq!(location(&response), format!("{PAGE}?error=hide_env_managed"));
     Ok(())
 }
@@ -79,12 +105,19 @@ async fn an_admin_can_unlock_a_locked_account_and_anonymous_visitors_cannot() ->
     let is_locked = |locks: Vec<lockout::Lock>| locks.iter().any(|l| l.subject == "bob");
     assert!(is_locked(lockout::current_locks(&core.db, now).await?));
 
-    let anonymous = app.post_form(&format!("{PAGE}/unlock"), &[("scope", "account"), ("subject", "bob")]).await?;
+    let anonymous = app
+        .post_form(&format!("{PAGE}/unlock"), &[("scope", "account"), ("subject", "bob")])
+        .await?;
     assert!(location(&anonymous).starts_with("/login"), "{}", location(&anonymous));
-    assert!(is_locked(lockout::current_locks(&core.db, now).await?), "anonymous visitors unlock nothing");
+    assert!(
+        is_locked(lockout::current_locks(&core.db, now).await?),
+        "anonymous visitors unlock nothing"
+    );
 
     app.login_as_admin().await?;
-    let response = app.post_form(&format!("{PAGE}/unlock"), &[("scope", "account"), ("subject", "bob")]).await?;
+    let response = app
+        .post_form(&format!("{PAGE}/unlock"), &[("scope", "account"), ("subject", "bob")])
+        .await?;
     assert_eq!(location(&response), format!("{PAGE}?result=unlocked"));
     assert!(!is_locked(lockout::current_locks(&core.db, now).await?));
     Ok(())

@@ -34,9 +34,18 @@ async fn missing_key_file_over_existing_data_refuses_to_start() -> TestResult {
     build_app(raw_config(&data_dir), &clock).await?;
 
     std::fs::remove_file(data_dir.join(KEY_FILE_NAME))?;
-    let error = build_app(raw_config(&data_dir), &clock).await.err().ok_or("started without its key")?;
-    assert!(matches!(error, BuildError::Start(StartError::KeyMissing { .. })), "{error}");
-    assert!(!data_dir.join(KEY_FILE_NAME).exists(), "a new key was created over existing data");
+    let error = build_app(raw_config(&data_dir), &clock)
+        .await
+        .err()
+        .ok_or("started without its key")?;
+    assert!(
+        matches!(error, BuildError::Start(StartError::KeyMissing { .. })),
+        "{error}"
+    );
+    assert!(
+        !data_dir.join(KEY_FILE_NAME).exists(),
+        "a new key was created over existing data"
+    );
     Ok(())
 }
 
@@ -50,11 +59,16 @@ async fn different_env_key_is_refused() -> TestResult {
     let mut raw = raw_config(&data_dir);
     raw.encryption_key = Some(SecretString::from(STANDARD.encode([7u8; 32])));
     let error = build_app(raw, &clock).await.err().ok_or("started with the wrong key")?;
-    assert!(matches!(error, BuildError::Start(StartError::KeyMismatch { .. })), "{error}");
+    assert!(
+        matches!(error, BuildError::Start(StartError::KeyMismatch { .. })),
+        "{error}"
+    );
 
     // The right key given by environment is accepted.
     let mut raw = raw_config(&data_dir);
-    raw.encryption_key = Some(SecretString::from(std::fs::read_to_string(data_dir.join(KEY_FILE_NAME))?));
+    raw.encryption_key = Some(SecretString::from(std::fs::read_to_string(
+        data_dir.join(KEY_FILE_NAME),
+    )?));
     build_app(raw, &clock).await?;
     Ok(())
 }

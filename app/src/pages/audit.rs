@@ -8,7 +8,13 @@ use crate::{
     components::{format_utc, Banner, SettingsFrame, Tone},
 };
 
-const EVENTS: &[(&str, &str)] = &[("", "All events"), ("login", "Sign-ins"), ("logout", "Sign-outs"), ("refresh", "Token refreshes"), ("settings", "Settings changes")];
+const EVENTS: &[(&str, &str)] = &[
+    ("", "All events"),
+    ("login", "Sign-ins"),
+    ("logout", "Sign-outs"),
+    ("refresh", "Token refreshes"),
+    ("settings", "Settings changes"),
+];
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
@@ -63,7 +69,11 @@ pub fn AuditPage() -> impl IntoView {
 
 fn page_link(event: &str, user: &str, page: i64) -> String {
     let encode = crate::pages::login::encode_component;
-    format!("/settings/security/audit?event={}&user={}&page={page}", encode(event), encode(user))
+    format!(
+        "/settings/security/audit?event={}&user={}&page={page}",
+        encode(event),
+        encode(user)
+    )
 }
 
 #[component]
@@ -103,5 +113,6 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
-    }.into_any()
+    }
+    .into_any()
 }

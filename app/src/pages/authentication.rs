@@ -35,7 +35,9 @@ fn error_message(code: &str) -> &'static str {
 #[component]
 pub fn AuthenticationPage() -> impl IntoView {
     let query = use_query_map();
-    let result = query.with_untracked(|q| q.get("result")).and_then(|c| result_message(&c));
+    let result = query
+        .with_untracked(|q| q.get("result"))
+        .and_then(|c| result_message(&c));
     let error = query.with_untracked(|q| q.get("error")).map(|c| error_message(&c));
     let settings = Resource::new(|| (), |_| get_auth_settings());
     view! {

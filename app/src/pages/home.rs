@@ -31,8 +31,16 @@ pub fn HomePage() -> impl IntoView {
 
 #[component]
 fn Dashboard(viewer: Viewer) -> impl IntoView {
-    let method = if viewer.auth_method == "oidc" { "single sign-on" } else { "username and password" };
-    let groups = if viewer.groups.is_empty() { "none".to_owned() } else { viewer.groups.join(", ") };
+    let method = if viewer.auth_method == "oidc" {
+        "single sign-on"
+    } else {
+        "username and password"
+    };
+    let groups = if viewer.groups.is_empty() {
+        "none".to_owned()
+    } else {
+        viewer.groups.join(", ")
+    };
     view! {
         <div class="app-shell">
             <header class="topbar">

@@ -28,7 +28,8 @@ pub fn LoginPage() -> impl IntoView {
         }
         message
     });
-    let sso_error = sso_error.or_else(|| param("session_ended").map(|reason| session_ended_message(&reason).to_owned()));
+    let sso_error =
+        sso_error.or_else(|| param("session_ended").map(|reason| session_ended_message(&reason).to_owned()));
     let notice = if param("logged_out").is_some() {
         Some("You have been signed out.")
     } else if param("setup").as_deref() == Some("done") {
@@ -147,10 +148,18 @@ fn LocalLoginForm(return_to: String, initial_error: Option<String>, show_local: 
         leptos::task::spawn_local(async move {
             match browser::post_login(&request).await {
                 LoginReply::SignedIn => {
-                    let target = if destination.is_empty() { "/".to_owned() } else { destination };
+                    let target = if destination.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        destination
+                    };
                     browser::go_to(&target);
                 }
-                LoginReply::Refused { code, remaining, retry_after } => {
+                LoginReply::Refused {
+                    code,
+                    remaining,
+                    retry_after,
+                } => {
                     pass_el.set_value("");
                     error.set(Some(login_error_message(&code, remaining, retry_after)));
                     pending.set(false);

@@ -78,4 +78,3 @@ fn SessionTable(rows: Vec<SessionInfo>, show_user: bool, revoke: ServerAction<Re
         </table>
     }.into_any()
 }
-

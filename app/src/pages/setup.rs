@@ -25,7 +25,9 @@ pub fn SetupPage() -> impl IntoView {
     let query = use_query_map();
     let token = query.with_untracked(|q| q.get("token")).unwrap_or_default();
     let error = query.with_untracked(|q| q.get("error"));
-    let username = query.with_untracked(|q| q.get("username")).unwrap_or_else(|| "admin".to_owned());
+    let username = query
+        .with_untracked(|q| q.get("username"))
+        .unwrap_or_else(|| "admin".to_owned());
     let options = Resource::new(|| (), |_| get_login_options());
 
     view! {

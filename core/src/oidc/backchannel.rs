@@ -54,7 +54,9 @@ pub fn verify_logout_token(
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
         return Err(invalid("the algorithm must be RS256"));
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| invalid("signature not base64url"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| invalid("signature not base64url"))?;
     let kid = header.get("kid").and_then(Value::as_str);
     let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
     let candidates: Vec<_> = discovered
@@ -71,7 +73,10 @@ pub fn verify_logout_token(
         return Err(invalid("no kid and several keys"));
     }
     let message = format!("{header_b64}.{payload_b64}");
-    if !candidates.iter().any(|key| key.verify_signature(&alg, message.as_bytes(), &signature).is_ok()) {
+    if !candidates
+        .iter()
+        .any(|key| key.verify_signature(&alg, message.as_bytes(), &signature).is_ok())
+    {
         return Err(invalid("bad signature"));
     }
 
@@ -88,7 +93,10 @@ pub fn verify_logout_token(
     if !audience_ok {
         return Err(invalid("wrong audience"));
     }
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| invalid("no iat"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid("no iat"))?;
     if (now.unix_timestamp() - iat).abs() > MAX_AGE.whole_seconds() {
         return Err(invalid("iat too old or in the future"));
     }

@@ -88,20 +88,31 @@ pub fn map_and_authorize(
     if !settings.allowed_domains.is_empty() {
         let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
         let allowed = domain.is_some_and(|d| {
-            settings.allowed_domains.iter().any(|a| a.trim_start_matches('@').eq_ignore_ascii_case(d))
+            settings
+                .allowed_domains
+                .iter()
+                .any(|a| a.trim_start_matches('@').eq_ignore_ascii_case(d))
         });
         if !allowed {
             return Err(OidcErrorCode::DomainRestricted);
         }
     }
     let in_any = |wanted: &[String]| {
-        groups.as_ref().is_some_and(|have| have.iter().any(|g| wanted.iter().any(|w| w.eq_ignore_ascii_case(g))))
+        groups
+            .as_ref()
+            .is_some_and(|have| have.iter().any(|g| wanted.iter().any(|w| w.eq_ignore_ascii_case(g))))
     };
     if !settings.allowed_groups.is_empty() && !in_any(&settings.allowed_groups) {
         return Err(OidcErrorCode::GroupRestricted);
     }
     let is_admin = settings.admin_groups.is_empty() || in_any(&settings.admin_groups);
-    Ok(MappedIdentity { subject, username, email, groups: groups.unwrap_or_default(), is_admin })
+    Ok(MappedIdentity {
+        subject,
+        username,
+        email,
+        groups: groups.unwrap_or_default(),
+        is_admin,
+    })
 }
 
 #[cfg(test)]
@@ -122,42 +133,71 @@ mod tests {
         assert_eq!(map_and_authorize(&no_name, &s).map(|i| i.username), Ok("a@x.io".into()));
         let bare = claims(json!({"sub": "u1"}));
         assert_eq!(map_and_authorize(&bare, &s).map(|i| i.username), Ok("u1".into()));
-        assert_eq!(map_and_authorize(&claims(json!({})), &s), Err(OidcErrorCode::InvalidIdToken));
+        assert_eq!(
+            map_and_authorize(&claims(json!({})), &s),
+            Err(OidcErrorCode::InvalidIdToken)
+        );
     }
 
     #[test]
     fn groups_from_arrays_strings_and_dot_paths() {
         let mut s = OidcSettings::default();
         let array = claims(json!({"sub": "1", "groups": ["Admins", "ops"]}));
-        assert_eq!(map_and_authorize(&array, &s).map(|i| i.groups), Ok(vec!["Admins".into(), "ops".into()]));
+        assert_eq!(
+            map_and_authorize(&array, &s).map(|i| i.groups),
+            Ok(vec!["Admins".into(), "ops".into()])
+        );
         let string = claims(json!({"sub": "1", "groups": "admins, ops;sre dev"}));
         assert_eq!(map_and_authorize(&string, &s).map(|i| i.groups.len()), Ok(4));
         s.groups_claim = "realm_access.roles".into();
         let nested = claims(json!({"sub": "1", "realm_access": {"roles": ["pulse-admin"]}}));
-        assert_eq!(map_and_authorize(&nested, &s).map(|i| i.groups), Ok(vec!["pulse-admin".into()]));
+        assert_eq!(
+            map_and_authorize(&nested, &s).map(|i| i.groups),
+            Ok(vec!["pulse-admin".into()])
+        );
         s.groups_claim = "resource_access.pulse.roles".into();
         let client_roles = claims(json!({"sub": "1", "resource_access": {"pulse": {"roles": ["viewer"]}}}));
-        assert_eq!(map_and_authorize(&client_roles, &s).map(|i| i.groups), Ok(vec!["viewer".into()]));
+        assert_eq!(
+            map_and_authorize(&client_roles, &s).map(|i| i.groups),
+            Ok(vec!["viewer".into()])
+        );
     }
 
     #[test]
     fn allowed_emails_are_exact_and_case_insensitive() {
-        let s = OidcSettings { allowed_emails: vec!["Alice@Example.com".into()], ..OidcSettings::default() };
+        let s = OidcSettings {
+            allowed_emails: vec!["Alice@Example.com".into()],
+            ..OidcSettings::default()
+        };
         assert!(map_and_authorize(&claims(json!({"sub": "1", "email": "alice@example.COM"})), &s).is_ok());
         let other = claims(json!({"sub": "1", "email": "alice@example.com.evil.org"}));
         assert_eq!(map_and_authorize(&other, &s), Err(OidcErrorCode::EmailRestricted));
-        assert_eq!(map_and_authorize(&claims(json!({"sub": "1"})), &s), Err(OidcErrorCode::EmailRestricted));
+        assert_eq!(
+            map_and_authorize(&claims(json!({"sub": "1"})), &s),
+            Err(OidcErrorCode::EmailRestricted)
+        );
     }
 
     #[test]
     fn allowed_domains_match_the_part_after_the_last_at() {
-        let s = OidcSettings { allowed_domains: vec!["example.com".into()], ..OidcSettings::default() };
+        let s = OidcSettings {
+            allowed_domains: vec!["example.com".into()],
+            ..OidcSettings::default()
+        };
         assert!(map_and_authorize(&claims(json!({"sub": "1", "email": "a@EXAMPLE.com"})), &s).is_ok());
-        for evil in ["a@example.com.evil.org", "a@sub.example.com", "example.com@evil.org", "a@evil.org"] {
+        for evil in [
+            "a@example.com.evil.org",
+            "a@sub.example.com",
+            "example.com@evil.org",
+            "a@evil.org",
+        ] {
             let verdict = map_and_authorize(&claims(json!({"sub": "1", "email": evil})), &s);
             assert_eq!(verdict, Err(OidcErrorCode::DomainRestricted), "{evil}");
         }
-        assert_eq!(map_and_authorize(&claims(json!({"sub": "1"})), &s), Err(OidcErrorCode::DomainRestricted));
+        assert_eq!(
+            map_and_authorize(&claims(json!({"sub": "1"})), &s),
+            Err(OidcErrorCode::DomainRestricted)
+        );
     }
 
     #[test]
@@ -173,12 +213,18 @@ mod tests {
         assert_eq!(map_and_authorize(&admin, &s).map(|i| i.is_admin), Ok(true));
         let outsider = claims(json!({"sub": "1", "groups": ["other"]}));
         assert_eq!(map_and_authorize(&outsider, &s), Err(OidcErrorCode::GroupRestricted));
-        assert_eq!(map_and_authorize(&claims(json!({"sub": "1"})), &s), Err(OidcErrorCode::GroupRestricted));
+        assert_eq!(
+            map_and_authorize(&claims(json!({"sub": "1"})), &s),
+            Err(OidcErrorCode::GroupRestricted)
+        );
     }
 
     #[test]
     fn without_admin_groups_every_allowed_user_is_admin() {
         let s = OidcSettings::default();
-        assert_eq!(map_and_authorize(&claims(json!({"sub": "1"})), &s).map(|i| i.is_admin), Ok(true));
+        assert_eq!(
+            map_and_authorize(&claims(json!({"sub": "1"})), &s).map(|i| i.is_admin),
+            Ok(true)
+        );
     }
 }

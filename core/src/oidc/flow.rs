@@ -82,20 +82,34 @@ fn chrono_time(at: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(at.unix_timestamp(), 0).unwrap_or_default()
 }
 
-fn client(discovered: &Discovered, config: &ActiveConfig, redirect_uri: &str) -> Result<CoreClient<
-    openidconnect::EndpointSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointMaybeSet,
-    openidconnect::EndpointMaybeSet,
->, OidcFailure> {
-    let redirect = RedirectUrl::new(redirect_uri.to_owned())
-        .map_err(|err| failure(OidcErrorCode::NotConfigured, format!("invalid redirect URL {redirect_uri}: {err}")))?;
+fn client(
+    discovered: &Discovered,
+    config: &ActiveConfig,
+    redirect_uri: &str,
+) -> Result<
+    CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >,
+    OidcFailure,
+> {
+    let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|err| {
+        failure(
+            OidcErrorCode::NotConfigured,
+            format!("invalid redirect URL {redirect_uri}: {err}"),
+        )
+    })?;
     Ok(CoreClient::from_provider_metadata(
         discovered.metadata.clone(),
         ClientId::new(config.settings.client_id.clone()),
-        config.client_secret.as_ref().map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+        config
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
     )
     .set_redirect_uri(redirect))
 }
@@ -113,7 +127,11 @@ pub async fn start_login(
     let client = client(&discovered, config, redirect_uri)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge);
     for scope in config.settings.scopes.iter().filter(|s| s.as_str() != "openid") {
         request = request.add_scope(Scope::new(scope.clone()));
@@ -151,12 +169,21 @@ pub async fn finish_login(
 ) -> Result<CompletedLogin, OidcFailure> {
     let Some(pending) = pending else {
         if let Some(error) = &params.error {
-            return Err(failure(OidcErrorCode::InvalidState, format!("provider error {error} for an unknown state")));
+            return Err(failure(
+                OidcErrorCode::InvalidState,
+                format!("provider error {error} for an unknown state"),
+            ));
         }
-        return Err(failure(OidcErrorCode::InvalidState, "no sign-in was started in this browser for this state"));
+        return Err(failure(
+            OidcErrorCode::InvalidState,
+            "no sign-in was started in this browser for this state",
+        ));
     };
     if now.unix_timestamp() - pending.created_at > PENDING_LIFETIME.whole_seconds() {
-        return Err(failure(OidcErrorCode::InvalidState, "the sign-in took longer than 10 minutes"));
+        return Err(failure(
+            OidcErrorCode::InvalidState,
+            "the sign-in took longer than 10 minutes",
+        ));
     }
     if let Some(error) = &params.error {
         let mut refused = failure(OidcErrorCode::IdpError, format!("the provider answered error={error}"));
@@ -167,7 +194,10 @@ pub async fn finish_login(
     if let Some(iss) = &params.iss {
         // RFC 9207: a callback naming another issuer is a mix-up attack.
         if iss != &settings.issuer_url {
-            return Err(failure(OidcErrorCode::IssuerMismatch, format!("callback iss {iss} is not {}", settings.issuer_url)));
+            return Err(failure(
+                OidcErrorCode::IssuerMismatch,
+                format!("callback iss {iss} is not {}", settings.issuer_url),
+            ));
         }
     }
     let code = params
@@ -180,7 +210,12 @@ pub async fn finish_login(
     let client = client(&discovered, config, &pending.redirect_uri)?;
     let request = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .map_err(|err| failure(OidcErrorCode::NotConfigured, format!("the provider has no token endpoint: {err}")))?
+        .map_err(|err| {
+            failure(
+                OidcErrorCode::NotConfigured,
+                format!("the provider has no token endpoint: {err}"),
+            )
+        })?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
     let response = request.request_async(http).await.map_err(|err| match err {
         RequestTokenError::ServerResponse(body) => {
@@ -189,17 +224,31 @@ pub async fn finish_login(
                 CoreErrorResponseType::InvalidGrant => "invalid_grant".to_owned(),
                 other => format!("{other:?}"),
             };
-            failure(OidcErrorCode::ExchangeFailed, format!("token endpoint refused the code: {kind}"))
+            failure(
+                OidcErrorCode::ExchangeFailed,
+                format!("token endpoint refused the code: {kind}"),
+            )
         }
-        RequestTokenError::Request(err) => failure(OidcErrorCode::ProviderUnavailable, format!("token endpoint unreachable: {err}")),
+        RequestTokenError::Request(err) => failure(
+            OidcErrorCode::ProviderUnavailable,
+            format!("token endpoint unreachable: {err}"),
+        ),
         // Parse covers both a token response whose ID token does not parse (a missing `iat`
         // or `sub`) and an error status whose body is no OAuth error, such as a proxy's 500 page.
         RequestTokenError::Parse(err, body) => {
-            let has_id_token = serde_json::from_slice::<Value>(&body).ok().is_some_and(|v| v.get("id_token").is_some());
+            let has_id_token = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .is_some_and(|v| v.get("id_token").is_some());
             if has_id_token {
-                failure(OidcErrorCode::InvalidIdToken, format!("the ID token is not valid: {err}"))
+                failure(
+                    OidcErrorCode::InvalidIdToken,
+                    format!("the ID token is not valid: {err}"),
+                )
             } else {
-                failure(OidcErrorCode::ExchangeFailed, format!("the token endpoint's answer is not a token response: {err}"))
+                failure(
+                    OidcErrorCode::ExchangeFailed,
+                    format!("the token endpoint's answer is not a token response: {err}"),
+                )
             }
         }
         RequestTokenError::Other(err) => failure(OidcErrorCode::ExchangeFailed, format!("token request failed: {err}")),
@@ -232,7 +281,10 @@ pub async fn finish_login(
         if let Some(endpoint) = discovered.metadata.userinfo_endpoint().map(|u| u.url().to_string()) {
             let info = fetch_userinfo(http, &endpoint, response.access_token().secret()).await?;
             if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
-                return Err(failure(OidcErrorCode::InvalidIdToken, "userinfo sub differs from the ID token's sub"));
+                return Err(failure(
+                    OidcErrorCode::InvalidIdToken,
+                    "userinfo sub differs from the ID token's sub",
+                ));
             }
             for (key, value) in info {
                 all_claims.entry(key).or_insert(value);
@@ -240,7 +292,13 @@ pub async fn finish_login(
         }
     }
     let identity = map_and_authorize(&all_claims, settings).map_err(|code| {
-        failure(code, format!("policy refused {}", all_claims.get("sub").and_then(Value::as_str).unwrap_or("?")))
+        failure(
+            code,
+            format!(
+                "policy refused {}",
+                all_claims.get("sub").and_then(Value::as_str).unwrap_or("?")
+            ),
+        )
     })?;
     let access_expires_at = response
         .expires_in()
@@ -305,18 +363,29 @@ fn verify_id_token(
     }
     if let Some(expected) = claims.access_token_hash() {
         let final_failure = |code, cause: String| KeyProblem::Final(failure(code, cause));
-        let alg = id_token.signing_alg().map_err(|e| final_failure(OidcErrorCode::InvalidSignature, e.to_string()))?;
-        let key = id_token.signing_key(&verifier).map_err(|e| final_failure(OidcErrorCode::InvalidSignature, e.to_string()))?;
+        let alg = id_token
+            .signing_alg()
+            .map_err(|e| final_failure(OidcErrorCode::InvalidSignature, e.to_string()))?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|e| final_failure(OidcErrorCode::InvalidSignature, e.to_string()))?;
         let actual = AccessTokenHash::from_token(access_token, alg, key)
             .map_err(|e| final_failure(OidcErrorCode::InvalidIdToken, e.to_string()))?;
         if &actual != expected {
-            return Err(final_failure(OidcErrorCode::InvalidIdToken, "at_hash does not match the access token".into()));
+            return Err(final_failure(
+                OidcErrorCode::InvalidIdToken,
+                "at_hash does not match the access token".into(),
+            ));
         }
     }
     Ok(claims)
 }
 
-fn verifier<'a>(discovered: &'a Discovered, settings: &'a OidcSettings, now: OffsetDateTime) -> CoreIdTokenVerifier<'a> {
+fn verifier<'a>(
+    discovered: &'a Discovered,
+    settings: &'a OidcSettings,
+    now: OffsetDateTime,
+) -> CoreIdTokenVerifier<'a> {
     // A public-client verifier never accepts HMAC signatures, and only RS256 is allowed: no
     // `none`, no HS256 keyed with the client secret.
     CoreIdTokenVerifier::new_public_client(
@@ -355,20 +424,35 @@ fn raw_payload(jwt: &str) -> Option<Map<String, Value>> {
 }
 
 /// Calls userinfo with the access token in the Authorization header (never in the query).
-async fn fetch_userinfo(http: &reqwest::Client, endpoint: &str, access_token: &str) -> Result<Map<String, Value>, OidcFailure> {
+async fn fetch_userinfo(
+    http: &reqwest::Client,
+    endpoint: &str,
+    access_token: &str,
+) -> Result<Map<String, Value>, OidcFailure> {
     let response = http
         .get(endpoint)
         .bearer_auth(access_token)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|err| failure(OidcErrorCode::ProviderUnavailable, format!("userinfo unreachable: {err}")))?;
+        .map_err(|err| {
+            failure(
+                OidcErrorCode::ProviderUnavailable,
+                format!("userinfo unreachable: {err}"),
+            )
+        })?;
     if !response.status().is_success() {
-        return Err(failure(OidcErrorCode::ExchangeFailed, format!("userinfo answered HTTP {}", response.status())));
+        return Err(failure(
+            OidcErrorCode::ExchangeFailed,
+            format!("userinfo answered HTTP {}", response.status()),
+        ));
     }
     let value: Value = response
         .json()
         .await
         .map_err(|err| failure(OidcErrorCode::InvalidIdToken, format!("userinfo is not JSON: {err}")))?;
-    value.as_object().cloned().ok_or_else(|| failure(OidcErrorCode::InvalidIdToken, "userinfo is not a JSON object"))
+    value
+        .as_object()
+        .cloned()
+        .ok_or_else(|| failure(OidcErrorCode::InvalidIdToken, "userinfo is not a JSON object"))
 }

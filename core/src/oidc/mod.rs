@@ -68,7 +68,11 @@ pub struct OidcFailure {
 
 impl OidcFailure {
     pub fn new(code: OidcErrorCode, cause: impl Into<String>) -> Self {
-        Self { code, cause: cause.into(), idp_description: None }
+        Self {
+            code,
+            cause: cause.into(),
+            idp_description: None,
+        }
     }
 }
 

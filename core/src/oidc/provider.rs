@@ -30,7 +30,9 @@ pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Clien
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|err| format!("cannot build the HTTP client: {err}"))
+    builder
+        .build()
+        .map_err(|err| format!("cannot build the HTTP client: {err}"))
 }
 
 /// Discovery metadata with its keys.
@@ -66,39 +68,68 @@ pub fn issuer_mismatch_message(configured: &str, discovered: &str) -> String {
 pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime) -> Result<Discovered, OidcFailure> {
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let unavailable = |cause: String| OidcFailure::new(OidcErrorCode::ProviderUnavailable, cause);
-    let response = http.get(&url).send().await.map_err(|err| unavailable(format!("discovery at {url} failed: {err}")))?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|err| unavailable(format!("discovery at {url} failed: {err}")))?;
     if !response.status().is_success() {
-        return Err(unavailable(format!("discovery at {url} answered HTTP {}", response.status())));
+        return Err(unavailable(format!(
+            "discovery at {url} answered HTTP {}",
+            response.status()
+        )));
     }
-    let body = response.bytes().await.map_err(|err| unavailable(format!("discovery at {url}: {err}")))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| unavailable(format!("discovery at {url}: {err}")))?;
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
         .map_err(|err| unavailable(format!("the discovery document at {url} is not valid: {err}")))?;
     let discovered_issuer = metadata.issuer().as_str().to_owned();
     if discovered_issuer != issuer {
-        return Err(OidcFailure::new(OidcErrorCode::IssuerMismatch, issuer_mismatch_message(issuer, &discovered_issuer)));
+        return Err(OidcFailure::new(
+            OidcErrorCode::IssuerMismatch,
+            issuer_mismatch_message(issuer, &discovered_issuer),
+        ));
     }
-    let end_session_endpoint = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|doc| doc.get("end_session_endpoint").and_then(|v| v.as_str()).map(str::to_owned));
+    let end_session_endpoint = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|doc| {
+        doc.get("end_session_endpoint")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    });
     let jwks = fetch_jwks(http, &metadata).await?;
-    Ok(Discovered { metadata: metadata.set_jwks(jwks), end_session_endpoint, fetched_at: now })
+    Ok(Discovered {
+        metadata: metadata.set_jwks(jwks),
+        end_session_endpoint,
+        fetched_at: now,
+    })
 }
 
 async fn fetch_jwks(
     http: &reqwest::Client,
     metadata: &CoreProviderMetadata,
 ) -> Result<openidconnect::core::CoreJsonWebKeySet, OidcFailure> {
-    JsonWebKeySet::fetch_async(metadata.jwks_uri(), http).await.map_err(|err| {
-        OidcFailure::new(
-            OidcErrorCode::ProviderUnavailable,
-            format!("fetching the provider's keys from {} failed: {err}", metadata.jwks_uri().as_str()),
-        )
-    })
+    JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
+        .await
+        .map_err(|err| {
+            OidcFailure::new(
+                OidcErrorCode::ProviderUnavailable,
+                format!(
+                    "fetching the provider's keys from {} failed: {err}",
+                    metadata.jwks_uri().as_str()
+                ),
+            )
+        })
 }
 
 impl ProviderCache {
     /// The cached metadata, fetched when missing or older than the TTL.
-    pub async fn get(&self, http: &reqwest::Client, issuer: &str, now: OffsetDateTime) -> Result<Discovered, OidcFailure> {
+    pub async fn get(
+        &self,
+        http: &reqwest::Client,
+        issuer: &str,
+        now: OffsetDateTime,
+    ) -> Result<Discovered, OidcFailure> {
         if let Some(found) = self.current.read().await.as_ref() {
             if now - found.fetched_at < DISCOVERY_TTL {
                 return Ok(found.clone());
@@ -123,7 +154,10 @@ impl ProviderCache {
         let cached = self.current.read().await.clone()?;
         match fetch_jwks(http, &cached.metadata).await {
             Ok(jwks) => {
-                let updated = Discovered { metadata: cached.metadata.set_jwks(jwks), ..cached };
+                let updated = Discovered {
+                    metadata: cached.metadata.set_jwks(jwks),
+                    ..cached
+                };
                 *self.current.write().await = Some(updated.clone());
                 tracing::info!("refreshed the provider's signing keys");
                 Some(updated)
@@ -153,7 +187,10 @@ mod tests {
 
     #[test]
     fn trailing_slash_difference_is_explained() {
-        let text = issuer_mismatch_message("https://auth.example.com/application/o/pulse", "https://auth.example.com/application/o/pulse/");
+        let text = issuer_mismatch_message(
+            "https://auth.example.com/application/o/pulse",
+            "https://auth.example.com/application/o/pulse/",
+        );
         assert!(text.contains("trailing slash"), "{text}");
         let other = issuer_mismatch_message("https://a.example.com", "https://b.example.com");
         assert!(!other.contains("trailing slash"));

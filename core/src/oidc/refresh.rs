@@ -3,7 +3,8 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use openidconnect::{
     core::{CoreClient, CoreErrorResponseType, CoreIdTokenVerifier, CoreJwsSigningAlgorithm},
-    ClientId, ClientSecret, Nonce, OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse,
+    ClaimsVerificationError, ClientId, ClientSecret, Nonce, OAuth2TokenResponse, RefreshToken, RequestTokenError,
+    SignatureVerificationError, TokenResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -12,7 +13,7 @@ use time::OffsetDateTime;
 use super::{
     claims::{map_and_authorize, needs_userinfo, MappedIdentity},
     flow::ActiveConfig,
-    provider::ProviderCache,
+    provider::{Discovered, ProviderCache},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +55,10 @@ pub async fn refresh(
     let client = CoreClient::from_provider_metadata(
         discovered.metadata.clone(),
         ClientId::new(settings.client_id.clone()),
-        config.client_secret.as_ref().map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+        config
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
     );
     let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
     let response = client
@@ -79,19 +83,38 @@ pub async fn refresh(
 
     let mut claims: Option<Map<String, Value>> = None;
     if let Some(id_token) = response.id_token() {
-        let verifier = CoreIdTokenVerifier::new_public_client(
-            ClientId::new(settings.client_id.clone()),
-            discovered.metadata.issuer().clone(),
-            discovered.metadata.jwks().clone(),
-        )
-        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256])
-        .set_time_fn(move || chrono_time(now));
         // A refreshed ID token carries no new nonce; iss and aud are checked by the verifier.
-        let verified = id_token
-            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-            .map_err(|err| RefreshError::Rejected(format!("refreshed ID token rejected: {err}")))?;
-        if verified.subject().as_str() != subject {
-            return Err(RefreshError::Rejected("the refreshed ID token names another subject".into()));
+        let verified_subject = |keys: &Discovered| {
+            let verifier = CoreIdTokenVerifier::new_public_client(
+                ClientId::new(settings.client_id.clone()),
+                keys.metadata.issuer().clone(),
+                keys.metadata.jwks().clone(),
+            )
+            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256])
+            .set_time_fn(move || chrono_time(now));
+            id_token
+                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                .map(|c| c.subject().as_str().to_owned())
+        };
+        let verified = match verified_subject(&discovered) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::CryptoError(_),
+            )) => {
+                // The provider may have rotated its signing key since the keys were cached (as at
+                // sign-in); the refetch is rate-limited, and another request may just have done it.
+                let keys = match cache.refresh_keys(http, now).await {
+                    Some(fresh) => fresh,
+                    None => cache.snapshot().await.unwrap_or(discovered.clone()),
+                };
+                verified_subject(&keys)
+            }
+            other => other,
+        }
+        .map_err(|err| RefreshError::Rejected(format!("refreshed ID token rejected: {err}")))?;
+        if verified != subject {
+            return Err(RefreshError::Rejected(
+                "the refreshed ID token names another subject".into(),
+            ));
         }
         claims = id_token
             .to_string()

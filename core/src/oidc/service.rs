@@ -50,7 +50,11 @@ impl OidcService {
     /// SSO disabled (local sign-in keeps working) and are reported, naming the variable.
     pub async fn load(db: &SqlitePool, cipher: &Cipher, env: OidcEnv) -> Result<OidcService, sqlx::Error> {
         let loaded = Self::compute(db, cipher, &env).await?;
-        Ok(OidcService { env, loaded: RwLock::new(Arc::new(loaded)), cache: ProviderCache::default() })
+        Ok(OidcService {
+            env,
+            loaded: RwLock::new(Arc::new(loaded)),
+            cache: ProviderCache::default(),
+        })
     }
 
     async fn compute(db: &SqlitePool, cipher: &Cipher, env: &OidcEnv) -> Result<Loaded, sqlx::Error> {
@@ -61,20 +65,36 @@ impl OidcService {
             Some(secret) => Some(secret.clone()),
             None => settings::load_client_secret(db, cipher).await?,
         };
-        let ca_bundle = Some(effective.ca_bundle.trim()).filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let ca_bundle = Some(effective.ca_bundle.trim())
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
         let http = match provider::http_client(ca_bundle.as_deref()) {
             Ok(client) => client,
             Err(message) => {
-                problems.push(FieldError { field: "ca_bundle", message });
+                problems.push(FieldError {
+                    field: "ca_bundle",
+                    message,
+                });
                 reqwest::Client::new()
             }
         };
         for problem in &problems {
-            let variable = env.managing(problem.field).map(|v| format!(" ({v})")).unwrap_or_default();
-            tracing::error!("single sign-on is disabled: {}{variable}: {}", problem.field, problem.message);
+            let variable = env
+                .managing(problem.field)
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default();
+            tracing::error!(
+                "single sign-on is disabled: {}{variable}: {}",
+                problem.field,
+                problem.message
+            );
         }
-        let active = (effective.enabled && problems.is_empty())
-            .then(|| Arc::new(ActiveConfig { settings: effective, client_secret }));
+        let active = (effective.enabled && problems.is_empty()).then(|| {
+            Arc::new(ActiveConfig {
+                settings: effective,
+                client_secret,
+            })
+        });
         Ok(Loaded { active, http, problems })
     }
 
@@ -130,7 +150,10 @@ impl OidcService {
         now: OffsetDateTime,
     ) -> Result<(String, PendingLogin), OidcFailure> {
         let loaded = self.loaded();
-        let active = loaded.active.clone().ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
+        let active = loaded
+            .active
+            .clone()
+            .ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
         let redirect_uri = Self::redirect_uri(&active, base_url);
         flow::start_login(&loaded.http, &self.cache, &active, &redirect_uri, return_to, now).await
     }
@@ -142,7 +165,10 @@ impl OidcService {
         now: OffsetDateTime,
     ) -> Result<CompletedLogin, OidcFailure> {
         let loaded = self.loaded();
-        let active = loaded.active.clone().ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
+        let active = loaded
+            .active
+            .clone()
+            .ok_or_else(|| OidcFailure::new(OidcErrorCode::NotConfigured, "SSO is not enabled"))?;
         flow::finish_login(&loaded.http, &self.cache, &active, pending, params, now).await
     }
 
@@ -206,7 +232,10 @@ impl OidcService {
     ) -> Result<Vec<String>, BackchannelError> {
         use super::backchannel::{verify_logout_token, LogoutTokenError};
         let loaded = self.loaded();
-        let active = loaded.active.clone().ok_or(BackchannelError::Invalid("single sign-on is not enabled".into()))?;
+        let active = loaded
+            .active
+            .clone()
+            .ok_or(BackchannelError::Invalid("single sign-on is not enabled".into()))?;
         let settings = &active.settings;
         let discovered = self
             .cache
@@ -216,7 +245,9 @@ impl OidcService {
         let claims = match verify_logout_token(token, &discovered, &settings.client_id, now) {
             Err(LogoutTokenError::UnknownKey) => {
                 let refreshed = self.cache.refresh_keys(&loaded.http, now).await;
-                let retry = refreshed.as_ref().map(|d| verify_logout_token(token, d, &settings.client_id, now));
+                let retry = refreshed
+                    .as_ref()
+                    .map(|d| verify_logout_token(token, d, &settings.client_id, now));
                 match retry {
                     Some(Ok(claims)) => claims,
                     _ => return Err(BackchannelError::Invalid("no key matches the logout token".into())),
@@ -227,12 +258,16 @@ impl OidcService {
         };
         let keep_until = now + time::Duration::minutes(20);
         if !crate::store::sessions::remember_logout_jti(db, &claims.jti, keep_until, now).await? {
-            return Err(BackchannelError::Invalid("this logout token was already used (jti replay)".into()));
+            return Err(BackchannelError::Invalid(
+                "this logout token was already used (jti replay)".into(),
+            ));
         }
         let issuer = &settings.issuer_url;
         let revoked = match (&claims.sid, &claims.sub) {
             (Some(sid), _) => crate::store::sessions::revoke_by_sid(db, issuer, sid, "backchannel_logout", now).await?,
-            (None, Some(sub)) => crate::store::sessions::revoke_by_subject(db, issuer, sub, "backchannel_logout", now).await?,
+            (None, Some(sub)) => {
+                crate::store::sessions::revoke_by_subject(db, issuer, sub, "backchannel_logout", now).await?
+            }
             (None, None) => Vec::new(),
         };
         Ok(revoked)

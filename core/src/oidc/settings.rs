@@ -111,9 +111,14 @@ impl OidcEnv {
 
     /// The variable that manages `field`, if one is set.
     pub fn managing(&self, field: &str) -> Option<&'static str> {
-        ENV_FIELDS.iter().find(|(variable, f)| {
-            *f == field && (self.values.contains_key(variable) || (*variable == "OIDC_CLIENT_SECRET" && self.client_secret.is_some()))
-        }).map(|(variable, _)| *variable)
+        ENV_FIELDS
+            .iter()
+            .find(|(variable, f)| {
+                *f == field
+                    && (self.values.contains_key(variable)
+                        || (*variable == "OIDC_CLIENT_SECRET" && self.client_secret.is_some()))
+            })
+            .map(|(variable, _)| *variable)
     }
 
     pub fn client_secret(&self) -> Option<&SecretString> {
@@ -128,7 +133,10 @@ impl OidcEnv {
             match *variable {
                 "OIDC_ENABLED" => match crate::config::parse_bool(variable, &value) {
                     Ok(enabled) => settings.enabled = enabled,
-                    Err(err) => errors.push(FieldError { field: "enabled", message: err.to_string() }),
+                    Err(err) => errors.push(FieldError {
+                        field: "enabled",
+                        message: err.to_string(),
+                    }),
                 },
                 "OIDC_ISSUER_URL" => settings.issuer_url = value,
                 "OIDC_CLIENT_ID" => settings.client_id = value,
@@ -179,14 +187,20 @@ fn check_url(field: &'static str, label: &str, value: &str, errors: &mut Vec<Fie
             field,
             message: format!("{label} must use https:// (plain http is allowed only for localhost)."),
         }),
-        _ => errors.push(FieldError { field, message: format!("{label} must be a full URL such as https://auth.example.com/…") }),
+        _ => errors.push(FieldError {
+            field,
+            message: format!("{label} must be a full URL such as https://auth.example.com/…"),
+        }),
     }
 }
 
 fn check_claim_path(field: &'static str, label: &str, value: &str, errors: &mut Vec<FieldError>) {
     let valid = !value.is_empty()
         && value.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/'))
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/'))
         });
     if !valid {
         errors.push(FieldError {
@@ -204,12 +218,18 @@ impl OidcSettings {
             return errors;
         }
         if self.issuer_url.is_empty() {
-            errors.push(FieldError { field: "issuer_url", message: "The issuer URL is required.".into() });
+            errors.push(FieldError {
+                field: "issuer_url",
+                message: "The issuer URL is required.".into(),
+            });
         } else {
             check_url("issuer_url", "The issuer URL", &self.issuer_url, &mut errors);
         }
         if self.client_id.trim().is_empty() {
-            errors.push(FieldError { field: "client_id", message: "The client ID is required.".into() });
+            errors.push(FieldError {
+                field: "client_id",
+                message: "The client ID is required.".into(),
+            });
         }
         if !self.redirect_url.is_empty() {
             match Url::parse(&self.redirect_url) {
@@ -224,12 +244,23 @@ impl OidcSettings {
             check_url("logout_url", "The end session URL", &self.logout_url, &mut errors);
         }
         if !self.scopes.iter().any(|s| s == "openid") {
-            errors.push(FieldError { field: "scopes", message: "The scopes must include openid.".into() });
+            errors.push(FieldError {
+                field: "scopes",
+                message: "The scopes must include openid.".into(),
+            });
         }
-        check_claim_path("username_claim", "The username claim", &self.username_claim, &mut errors);
+        check_claim_path(
+            "username_claim",
+            "The username claim",
+            &self.username_claim,
+            &mut errors,
+        );
         check_claim_path("email_claim", "The email claim", &self.email_claim, &mut errors);
         check_claim_path("groups_claim", "The groups claim", &self.groups_claim, &mut errors);
-        if !matches!(self.prompt.as_str(), "" | "none" | "consent" | "login" | "select_account") {
+        if !matches!(
+            self.prompt.as_str(),
+            "" | "none" | "consent" | "login" | "select_account"
+        ) {
             errors.push(FieldError {
                 field: "prompt",
                 message: "The prompt must be empty, none, consent, login or select_account.".into(),
@@ -331,11 +362,17 @@ mod tests {
             "OIDC_CLIENT_SECRET" => Some("s3cret".into()),
             _ => None,
         });
-        let mut s = OidcSettings { client_id: "from-db".into(), ..OidcSettings::default() };
+        let mut s = OidcSettings {
+            client_id: "from-db".into(),
+            ..OidcSettings::default()
+        };
         assert!(env.apply(&mut s).is_empty());
         assert!(s.enabled);
         assert_eq!(s.allowed_groups, ["admins", "ops", "sre"]);
-        assert_eq!(s.client_id, "from-db", "fields without a variable keep the stored value");
+        assert_eq!(
+            s.client_id, "from-db",
+            "fields without a variable keep the stored value"
+        );
         assert_eq!(env.managing("allowed_groups"), Some("OIDC_ALLOWED_GROUPS"));
         assert_eq!(env.managing("client_secret"), Some("OIDC_CLIENT_SECRET"));
         assert_eq!(env.managing("client_id"), None);

@@ -23,7 +23,15 @@ pub enum Outcome {
 
 impl<'a> AuditEvent<'a> {
     pub fn new(event: &'a str, outcome: Outcome) -> Self {
-        Self { event, outcome, reason: None, username: None, ip: None, method: None, detail: None }
+        Self {
+            event,
+            outcome,
+            reason: None,
+            username: None,
+            ip: None,
+            method: None,
+            detail: None,
+        }
     }
 }
 
@@ -68,7 +76,10 @@ impl AuditRow {
 }
 
 pub async fn recent(db: &SqlitePool, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?1").bind(limit).fetch_all(db).await
+    sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?1")
+        .bind(limit)
+        .fetch_all(db)
+        .await
 }
 
 /// A page of the log, newest first, optionally filtered by event type and (exact) username.
@@ -94,11 +105,13 @@ pub async fn search(
 
 /// Keeps the newest `keep` entries (the retention limit).
 pub async fn prune(db: &SqlitePool, keep: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?1)")
-        .bind(keep)
-        .execute(db)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?1)")
+            .bind(keep)
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[cfg(test)]
@@ -110,8 +123,21 @@ mod tests {
     async fn search_filters_pages_and_prunes() -> Result<(), sqlx::Error> {
         let db = open_in_memory().await?;
         let now = OffsetDateTime::now_utc();
-        for (event, user) in [("login", "alice"), ("logout", "alice"), ("login", "bob"), ("login", "Alice")] {
-            record(&db, now, &AuditEvent { username: Some(user), ..AuditEvent::new(event, Outcome::Success) }).await?;
+        for (event, user) in [
+            ("login", "alice"),
+            ("logout", "alice"),
+            ("login", "bob"),
+            ("login", "Alice"),
+        ] {
+            record(
+                &db,
+                now,
+                &AuditEvent {
+                    username: Some(user),
+                    ..AuditEvent::new(event, Outcome::Success)
+                },
+            )
+            .await?;
         }
         assert_eq!(search(&db, Some("login"), None, 10, 0).await?.len(), 3);
         let alice = search(&db, None, Some("alice"), 10, 0).await?;

@@ -112,23 +112,31 @@ pub async fn clear_account(db: &SqlitePool, account: &str) -> Result<(), sqlx::E
 /// Lifts every per-IP lock and forgets per-IP failures. An admin who locks their account with
 /// wrong passwords locks their own address too, so lifting the account alone does not let them in.
 pub async fn clear_ips(db: &SqlitePool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM login_failures WHERE scope = 'ip'").execute(db).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM login_failures WHERE scope = 'ip'")
+        .execute(db)
+        .await?
+        .rows_affected())
 }
 
 /// Lifts every lock and forgets every failure: the recovery path of `pulse admin reset-lockout`.
 pub async fn clear_all(db: &SqlitePool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM login_failures").execute(db).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM login_failures")
+        .execute(db)
+        .await?
+        .rows_affected())
 }
 
 /// Lifts one lock (admin's Unlock button).
 pub async fn clear(db: &SqlitePool, scope: Scope, subject: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM login_failures WHERE scope = ?1 AND subject = ?2")
-        .bind(scope.as_str())
-        .bind(subject)
-        .execute(db)
-        .await?
-        .rows_affected()
-        > 0)
+    Ok(
+        sqlx::query("DELETE FROM login_failures WHERE scope = ?1 AND subject = ?2")
+            .bind(scope.as_str())
+            .bind(subject)
+            .execute(db)
+            .await?
+            .rows_affected()
+            > 0,
+    )
 }
 
 impl Scope {
@@ -182,15 +190,25 @@ mod tests {
     async fn five_failures_lock_the_account_for_fifteen_minutes() -> Result<(), sqlx::Error> {
         let db = open_in_memory().await?;
         for left in [4, 3, 2, 1] {
-            assert_eq!(record_failure(&db, "Admin", "10.0.0.1", T0).await?, AfterFailure::AttemptsLeft(left));
+            assert_eq!(
+                record_failure(&db, "Admin", "10.0.0.1", T0).await?,
+                AfterFailure::AttemptsLeft(left)
+            );
         }
         assert_eq!(locked_until(&db, "admin", "10.0.0.9", T0).await?, None);
         let fifth = record_failure(&db, "admin", "10.0.0.1", T0).await?;
         assert_eq!(fifth, AfterFailure::LockedUntil(T0 + LOCK_DURATION));
         // Locked for the account from any IP, and for that IP with any account.
-        assert!(locked_until(&db, "ADMIN", "10.0.0.9", T0 + Duration::minutes(14)).await?.is_some());
-        assert!(locked_until(&db, "bob", "10.0.0.1", T0 + Duration::minutes(14)).await?.is_some());
-        assert_eq!(locked_until(&db, "admin", "10.0.0.9", T0 + Duration::minutes(15)).await?, None);
+        assert!(locked_until(&db, "ADMIN", "10.0.0.9", T0 + Duration::minutes(14))
+            .await?
+            .is_some());
+        assert!(locked_until(&db, "bob", "10.0.0.1", T0 + Duration::minutes(14))
+            .await?
+            .is_some());
+        assert_eq!(
+            locked_until(&db, "admin", "10.0.0.9", T0 + Duration::minutes(15)).await?,
+            None
+        );
         Ok(())
     }
 
@@ -201,9 +219,15 @@ mod tests {
             record_failure(&db, "admin", "ip", T0).await?;
         }
         let after_lock = T0 + LOCK_DURATION;
-        assert_eq!(record_failure(&db, "admin", "ip", after_lock).await?, AfterFailure::AttemptsLeft(4));
+        assert_eq!(
+            record_failure(&db, "admin", "ip", after_lock).await?,
+            AfterFailure::AttemptsLeft(4)
+        );
         let much_later = after_lock + FAILURE_WINDOW;
-        assert_eq!(record_failure(&db, "admin", "ip", much_later).await?, AfterFailure::AttemptsLeft(4));
+        assert_eq!(
+            record_failure(&db, "admin", "ip", much_later).await?,
+            AfterFailure::AttemptsLeft(4)
+        );
         Ok(())
     }
 
@@ -215,7 +239,10 @@ mod tests {
         }
         clear_account(&db, "ADMIN").await?;
         // The IP keeps its count: a success on one account must not reset guessing at others.
-        assert_eq!(record_failure(&db, "admin", "ip", T0).await?, AfterFailure::AttemptsLeft(1));
+        assert_eq!(
+            record_failure(&db, "admin", "ip", T0).await?,
+            AfterFailure::AttemptsLeft(1)
+        );
         record_failure(&db, "x", "ip", T0).await?;
         assert_eq!(current_locks(&db, T0).await?.len(), 1);
         assert!(clear_all(&db).await? > 0);

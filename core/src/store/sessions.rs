@@ -18,7 +18,12 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn register(db: &SqlitePool, new: &NewSession<'_>, now: OffsetDateTime, expires: OffsetDateTime) -> Result<(), sqlx::Error> {
+pub async fn register(
+    db: &SqlitePool,
+    new: &NewSession<'_>,
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO session_registry (binding, user_id, username, method, oidc_issuer, oidc_subject, oidc_sid,
              has_refresh, ip, user_agent, created_at, last_seen_at, expires_at)
@@ -63,23 +68,60 @@ async fn revoke_where(
         "UPDATE session_registry SET revoked_at = ?3, revoked_reason = ?4
          WHERE revoked_at IS NULL AND {condition} RETURNING binding"
     );
-    sqlx::query_scalar(&sql).bind(a).bind(b).bind(unix(now)).bind(reason).fetch_all(db).await
+    sqlx::query_scalar(&sql)
+        .bind(a)
+        .bind(b)
+        .bind(unix(now))
+        .bind(reason)
+        .fetch_all(db)
+        .await
 }
 
-pub async fn revoke_binding(db: &SqlitePool, binding: &str, reason: &str, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
+pub async fn revoke_binding(
+    db: &SqlitePool,
+    binding: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, sqlx::Error> {
     revoke_where(db, "binding = ?1 AND ?2 IS NULL", binding, None, reason, now).await
 }
 
-pub async fn revoke_by_sid(db: &SqlitePool, issuer: &str, sid: &str, reason: &str, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
+pub async fn revoke_by_sid(
+    db: &SqlitePool,
+    issuer: &str,
+    sid: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, sqlx::Error> {
     revoke_where(db, "oidc_issuer = ?1 AND oidc_sid = ?2", issuer, Some(sid), reason, now).await
 }
 
-pub async fn revoke_by_subject(db: &SqlitePool, issuer: &str, subject: &str, reason: &str, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
-    revoke_where(db, "oidc_issuer = ?1 AND oidc_subject = ?2", issuer, Some(subject), reason, now).await
+pub async fn revoke_by_subject(
+    db: &SqlitePool,
+    issuer: &str,
+    subject: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, sqlx::Error> {
+    revoke_where(
+        db,
+        "oidc_issuer = ?1 AND oidc_subject = ?2",
+        issuer,
+        Some(subject),
+        reason,
+        now,
+    )
+    .await
 }
 
 /// Revokes every session of a user except `keep` (after a password change).
-pub async fn revoke_others(db: &SqlitePool, user_id: i64, keep: &str, reason: &str, now: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
+pub async fn revoke_others(
+    db: &SqlitePool,
+    user_id: i64,
+    keep: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE session_registry SET revoked_at = ?3, revoked_reason = ?4
          WHERE revoked_at IS NULL AND user_id = ?1 AND binding <> ?2 RETURNING binding",
@@ -99,20 +141,29 @@ pub async fn revoked_bindings(db: &SqlitePool, now: OffsetDateTime) -> Result<Ve
         "SELECT binding, COALESCE(revoked_reason, 'revoked') FROM session_registry
          WHERE revoked_at IS NOT NULL AND expires_at > ?1",
     )
-        .bind(unix(now))
-        .fetch_all(db)
-        .await
+    .bind(unix(now))
+    .fetch_all(db)
+    .await
 }
 
 /// Records a logout token's `jti`; `false` when it was seen before (a replay).
-pub async fn remember_logout_jti(db: &SqlitePool, jti: &str, expires: OffsetDateTime, now: OffsetDateTime) -> Result<bool, sqlx::Error> {
-    sqlx::query("DELETE FROM seen_logout_tokens WHERE expires_at < ?1").bind(unix(now)).execute(db).await?;
-    let inserted = sqlx::query("INSERT INTO seen_logout_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING")
-        .bind(jti)
-        .bind(unix(expires))
+pub async fn remember_logout_jti(
+    db: &SqlitePool,
+    jti: &str,
+    expires: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM seen_logout_tokens WHERE expires_at < ?1")
+        .bind(unix(now))
         .execute(db)
-        .await?
-        .rows_affected();
+        .await?;
+    let inserted =
+        sqlx::query("INSERT INTO seen_logout_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(unix(expires))
+            .execute(db)
+            .await?
+            .rows_affected();
     Ok(inserted == 1)
 }
 
@@ -131,7 +182,11 @@ pub struct SessionRow {
 }
 
 /// Live sessions, newest first; one user's, or everyone's when `user_id` is `None`.
-pub async fn active(db: &SqlitePool, user_id: Option<i64>, now: OffsetDateTime) -> Result<Vec<SessionRow>, sqlx::Error> {
+pub async fn active(
+    db: &SqlitePool,
+    user_id: Option<i64>,
+    now: OffsetDateTime,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT binding, user_id, username, method, has_refresh, ip, user_agent, created_at, last_seen_at, expires_at
          FROM session_registry
@@ -172,12 +227,20 @@ mod tests {
         let mut by_sid = revoke_by_sid(&db, "iss", "sid-1", "backchannel", now).await?;
         by_sid.sort();
         assert_eq!(by_sid, ["b1", "b2"]);
-        assert!(revoke_by_sid(&db, "other-iss", "sid-2", "backchannel", now).await?.is_empty());
-        assert_eq!(revoke_by_subject(&db, "iss", "sub-1", "backchannel", now).await?, ["b3"]);
+        assert!(revoke_by_sid(&db, "other-iss", "sid-2", "backchannel", now)
+            .await?
+            .is_empty());
+        assert_eq!(
+            revoke_by_subject(&db, "iss", "sub-1", "backchannel", now).await?,
+            ["b3"]
+        );
         assert_eq!(revoked_bindings(&db, now).await?.len(), 3);
         assert!(active(&db, None, now).await?.is_empty());
         assert!(remember_logout_jti(&db, "j1", later, now).await?);
-        assert!(!remember_logout_jti(&db, "j1", later, now).await?, "a replayed jti is refused");
+        assert!(
+            !remember_logout_jti(&db, "j1", later, now).await?,
+            "a replayed jti is refused"
+        );
         Ok(())
     }
 }

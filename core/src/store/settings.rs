@@ -9,7 +9,10 @@ pub const HIDE_LOCAL_LOGIN: &str = "auth.hide_local_login";
 pub const KEY_CHECK: &str = "crypto.key_check";
 
 pub async fn get(db: &SqlitePool, key: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?1").bind(key).fetch_optional(db).await
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?1")
+        .bind(key)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn set(db: &SqlitePool, key: &str, value: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {

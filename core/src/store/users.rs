@@ -47,7 +47,12 @@ struct UserRow {
 
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
-        User { id: row.id, username: row.username, role: Role::parse(&row.role), email: row.email }
+        User {
+            id: row.id,
+            username: row.username,
+            role: Role::parse(&row.role),
+            email: row.email,
+        }
     }
 }
 
@@ -76,7 +81,12 @@ pub async fn find_local(db: &SqlitePool, username: &str) -> Result<Option<LocalC
     .await?;
     Ok(row.map(|row| LocalCredentials {
         password_hash: row.password_hash,
-        user: User { id: row.id, username: row.username, role: Role::parse(&row.role), email: row.email },
+        user: User {
+            id: row.id,
+            username: row.username,
+            role: Role::parse(&row.role),
+            email: row.email,
+        },
     }))
 }
 
@@ -89,11 +99,10 @@ pub async fn find_by_id(db: &SqlitePool, id: i64) -> Result<Option<User>, sqlx::
 }
 
 pub async fn any_local_admin(db: &SqlitePool) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM users WHERE role = 'admin' AND password_hash IS NOT NULL LIMIT 1",
-    )
-    .fetch_optional(db)
-    .await?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM users WHERE role = 'admin' AND password_hash IS NOT NULL LIMIT 1")
+            .fetch_optional(db)
+            .await?;
     Ok(found.is_some())
 }
 
@@ -116,7 +125,12 @@ pub async fn create_first_admin(
     .bind(unix(now))
     .fetch_optional(db)
     .await?;
-    Ok(id.map(|id| User { id, username: username.to_owned(), role: Role::Admin, email: None }))
+    Ok(id.map(|id| User {
+        id,
+        username: username.to_owned(),
+        role: Role::Admin,
+        email: None,
+    }))
 }
 
 /// Creates the local admin `username`, or sets its password and admin role when it exists.
@@ -138,7 +152,12 @@ pub async fn upsert_local_admin(
     .bind(unix(now))
     .fetch_one(db)
     .await?;
-    Ok(User { id, username: username.to_owned(), role: Role::Admin, email: None })
+    Ok(User {
+        id,
+        username: username.to_owned(),
+        role: Role::Admin,
+        email: None,
+    })
 }
 
 /// Creates or updates the SSO user identified by issuer + subject (never by username).
@@ -166,10 +185,20 @@ pub async fn upsert_oidc(
     .bind(unix(now))
     .fetch_one(db)
     .await?;
-    Ok(User { id, username: username.to_owned(), role, email: email.map(str::to_owned) })
+    Ok(User {
+        id,
+        username: username.to_owned(),
+        role,
+        email: email.map(str::to_owned),
+    })
 }
 
-pub async fn set_password_hash(db: &SqlitePool, user_id: i64, hash: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(
+    db: &SqlitePool,
+    user_id: i64,
+    hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1 AND oidc_subject IS NULL")
         .bind(user_id)
         .bind(hash)
@@ -227,7 +256,10 @@ mod tests {
         assert_eq!(first.id, renamed.id);
         let other_idp = upsert_oidc(&db, "https://other", "sub-1", "alice", None, Role::Viewer, now).await?;
         assert_ne!(first.id, other_idp.id);
-        assert_eq!(find_by_id(&db, first.id).await?.map(|u| u.username), Some("alice2".to_owned()));
+        assert_eq!(
+            find_by_id(&db, first.id).await?.map(|u| u.username),
+            Some("alice2".to_owned())
+        );
         Ok(())
     }
 

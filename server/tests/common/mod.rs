@@ -30,7 +30,11 @@ pub const ADMIN_PASS: &str = "correct horse battery staple";
 
 /// Raw settings as the CLI would give them: a data directory and any free port.
 pub fn raw_config(data_dir: &Path) -> RawConfig {
-    RawConfig { data_dir: data_dir.to_path_buf(), listen: "127.0.0.1:0".into(), ..RawConfig::default() }
+    RawConfig {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..RawConfig::default()
+    }
 }
 
 /// Sets PULSE_AUTH_USER/PULSE_AUTH_PASS.
@@ -41,7 +45,11 @@ pub fn with_env_admin(raw: &mut RawConfig, username: &str, password: &str) {
 
 /// Validates `raw` and builds (but does not run) the application, as `main` does.
 pub async fn build_app(raw: RawConfig, clock: &ManualClock) -> Result<(Application, StartupReport), BuildError> {
-    let site_root = raw.data_dir.parent().map(|dir| dir.join("site")).unwrap_or_else(|| PathBuf::from("site"));
+    let site_root = raw
+        .data_dir
+        .parent()
+        .map(|dir| dir.join("site"))
+        .unwrap_or_else(|| PathBuf::from("site"));
     let config = Config::from_raw(raw).unwrap_or_else(|problems| panic!("invalid test configuration: {problems:?}"));
     Application::build(config, Arc::new(clock.clone()), site_root).await
 }
@@ -100,14 +108,21 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut RawConfig)) -> TestApp {
 
 impl TestApp {
     async fn start(&mut self) {
-        let (application, _report) = build_app(self.raw.clone(), &self.clock).await.expect("build the application");
+        let (application, _report) = build_app(self.raw.clone(), &self.clock)
+            .await
+            .expect("build the application");
         let port = application.local_addr().expect("the listener has an address").port();
         let core = application.core();
         let (shutdown, stop) = oneshot::channel::<()>();
         let handle = tokio::spawn(application.run_until(async move {
             let _ = stop.await;
         }));
-        self.running = Some(Running { port, core, shutdown, handle });
+        self.running = Some(Running {
+            port,
+            core,
+            shutdown,
+            handle,
+        });
     }
 
     /// Stops the server, finishing requests in flight, and waits until it has stopped.
@@ -181,8 +196,11 @@ impl TestApp {
 
     /// `POST /api/login` without "remember me".
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Result<Response> {
-        self.post_json("/api/login", &json!({ "username": username, "password": password, "rememberMe": false }))
-            .await
+        self.post_json(
+            "/api/login",
+            &json!({ "username": username, "password": password, "rememberMe": false }),
+        )
+        .await
     }
 
     /// Signs in as the environment's administrator and returns the session cookie's value.
@@ -238,7 +256,9 @@ pub fn session_set_cookie(response: &Response) -> Option<String> {
 pub fn session_cookie_value(response: &Response) -> Option<String> {
     let set_cookie = session_set_cookie(response)?;
     let pair = set_cookie.split(';').next()?;
-    pair.split_once('=').map(|(_, value)| value.to_owned()).filter(|value| !value.is_empty())
+    pair.split_once('=')
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 /// A cookie attribute's value (`Max-Age`, `SameSite`, ...), matched case-insensitively.
@@ -259,5 +279,10 @@ pub fn location(response: &Response) -> String {
 }
 
 pub fn header_text(response: &Response, name: &str) -> String {
-    response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned()
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -1,6 +1,10 @@
 //! A test OpenID provider that each test can misconfigure at will, and a browser that walks Pulse's
 //! authorization-code flow against it by hand (cookie jar kept, redirects not followed).
 //!
+//! Beyond sign-in the provider rotates refresh tokens with reuse detection (a used one presented
+//! again revokes its whole family), publishes an end-session endpoint, signs back-channel logout
+//! tokens, can be held, failed or taken off the network, and can follow the test's manual clock.
+//!
 //! The provider runs in the test process on 127.0.0.1:0. It signs ID tokens with the test-only RSA
 //! keys in `tests/fixtures/op-key-{a,b,c}.pem` (made once with
 //! `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`; generating keys at test time
@@ -9,7 +13,7 @@
 #![allow(dead_code)]
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
     time::{SystemTime, UNIX_EPOCH},
@@ -26,6 +30,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine,
 };
+use pulse_core::clock::ManualClock;
 use pulse_server::SESSION_COOKIE_NAME;
 use rand::{distributions::Alphanumeric, Rng};
 use reqwest::{
@@ -105,6 +110,26 @@ pub struct TokenFailure {
     pub body: String,
 }
 
+impl TokenFailure {
+    /// 400 `invalid_grant`: the provider's verdict that the grant (and so the session) is over.
+    pub fn invalid_grant() -> TokenFailure {
+        TokenFailure {
+            status: 400,
+            content_type: "application/json",
+            body: r#"{"error":"invalid_grant","error_description":"test OP: refresh token revoked"}"#.to_owned(),
+        }
+    }
+
+    /// 500 `server_error`: the provider is having a bad day, which says nothing about the session.
+    pub fn server_error() -> TokenFailure {
+        TokenFailure {
+            status: 500,
+            content_type: "application/json",
+            body: r#"{"error":"server_error","error_description":"test OP: down for maintenance"}"#.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpBehaviour {
     /// `issuer` in the discovery document; `None` means the provider's own base URL.
@@ -127,6 +152,17 @@ pub struct OpBehaviour {
     pub authorize_iss: Option<String>,
     /// Refuses the sign-in: `(error, error_description)` instead of a code.
     pub authorize_error: Option<(String, String)>,
+    /// `expires_in` of every access token handed out, in seconds.
+    pub expires_in: u64,
+    /// What the token endpoint answers to `grant_type=refresh_token` instead of tokens
+    /// (`TokenFailure::invalid_grant()`, `TokenFailure::server_error()`, ...).
+    pub refresh_failure: Option<TokenFailure>,
+    /// Whether a refresh grant hands out a new refresh token (and retires the presented one).
+    pub rotate_refresh_tokens: bool,
+    /// Whether a refresh grant hands out a new ID token (with the claims in force at that time).
+    pub id_token_on_refresh: bool,
+    /// Whether discovery names `<base>/end-session` as the `end_session_endpoint`.
+    pub publish_end_session: bool,
 }
 
 impl Default for OpBehaviour {
@@ -145,6 +181,11 @@ impl Default for OpBehaviour {
             userinfo: Map::new(),
             authorize_iss: None,
             authorize_error: None,
+            expires_in: 300,
+            refresh_failure: None,
+            rotate_refresh_tokens: true,
+            id_token_on_refresh: true,
+            publish_end_session: true,
         }
     }
 }
@@ -183,14 +224,43 @@ pub struct Issued {
     pub id_token: String,
 }
 
+/// What the provider made of a refresh-token grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens handed out (appended to `OpRecord::issued`).
+    Issued,
+    /// `OpBehaviour::refresh_failure` answered.
+    Failed,
+    /// Never issued by this provider.
+    Unknown,
+    /// A token already exchanged came back: the whole family is revoked now (RFC 9700 §4.14.2).
+    ReuseDetected,
+    /// A token of a family revoked earlier.
+    FamilyRevoked,
+}
+
+/// One `grant_type=refresh_token` request.
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    /// The refresh token presented.
+    pub presented: String,
+    pub outcome: RefreshOutcome,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct OpRecord {
     pub authorize_requests: Vec<HashMap<String, String>>,
+    /// Every token endpoint request, authorization code and refresh grants alike.
     pub token_requests: Vec<TokenRequest>,
     pub userinfo_authorizations: Vec<Option<String>>,
     pub discovery_fetches: usize,
     pub jwks_fetches: usize,
+    /// Tokens handed out, by the code grant and by refresh grants, in order.
     pub issued: Vec<Issued>,
+    /// Refresh grants, in the order they were answered.
+    pub refresh_grants: Vec<RefreshGrant>,
+    /// Queries of browsers sent to the end-session endpoint.
+    pub end_session_requests: Vec<HashMap<String, String>>,
 }
 
 /// What the authorization endpoint remembers for a code.
@@ -206,11 +276,35 @@ struct SigningKey {
     jwk: Value,
 }
 
+/// Refresh tokens in families (one per sign-in): each is single use, and presenting a used one
+/// revokes its family, as providers with refresh-token rotation do.
+#[derive(Debug, Default)]
+struct RefreshBook {
+    /// Token → (family, already exchanged).
+    tokens: HashMap<String, (usize, bool)>,
+    revoked_families: HashSet<usize>,
+    families: usize,
+}
+
+impl RefreshBook {
+    fn new_family(&mut self, token: &str) {
+        self.families += 1;
+        self.tokens.insert(token.to_owned(), (self.families, false));
+    }
+}
+
 struct OpState {
     base: String,
     behaviour: Mutex<OpBehaviour>,
     record: Mutex<OpRecord>,
     grants: Mutex<HashMap<String, Grant>>,
+    refresh_book: Mutex<RefreshBook>,
+    /// While `true`, refresh grants are held after arriving (see `TestOp::hold_refreshes`).
+    refresh_hold: tokio::sync::watch::Sender<bool>,
+    /// How many refresh grants have arrived, held or not.
+    refresh_arrivals: tokio::sync::watch::Sender<usize>,
+    /// The clock for `iat`/`exp`; the system clock unless `TestOp::follow_clock` was called.
+    clock: Mutex<Option<ManualClock>>,
     keys: Vec<SigningKey>,
 }
 
@@ -219,8 +313,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How to take the provider off the network: the shutdown signal and the serving task.
+type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
 pub struct TestOp {
     state: Arc<OpState>,
+    serving: Mutex<Option<Serving>>,
 }
 
 impl TestOp {
@@ -236,6 +337,10 @@ impl TestOp {
             behaviour: Mutex::new(OpBehaviour::default()),
             record: Mutex::new(OpRecord::default()),
             grants: Mutex::new(HashMap::new()),
+            refresh_book: Mutex::new(RefreshBook::default()),
+            refresh_hold: tokio::sync::watch::Sender::new(false),
+            refresh_arrivals: tokio::sync::watch::Sender::new(0),
+            clock: Mutex::new(None),
             keys,
         });
         let router = Router::new()
@@ -244,10 +349,74 @@ impl TestOp {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route("/end-session", get(end_session))
             .with_state(state.clone());
-        // Ends with the test's runtime.
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Ok(TestOp { state })
+        // Ends with the test's runtime, or at `stop`.
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(TestOp {
+            state,
+            serving: Mutex::new(Some((shutdown, serving))),
+        })
+    }
+
+    /// Takes the provider off the network: the listener is closed and open connections end, so
+    /// Pulse's next request to it fails to connect (its discovery document stays cached).
+    pub async fn stop(&self) {
+        let running = lock(&self.serving).take();
+        if let Some((shutdown, serving)) = running {
+            let _ = shutdown.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), serving).await;
+        }
+    }
+
+    /// Stamps `iat`/`exp` of the tokens it signs from `clock` (the test's manual clock) instead
+    /// of the system clock, so moving Pulse's time moves the provider's too.
+    pub fn follow_clock(&self, clock: &ManualClock) {
+        *lock(&self.state.clock) = Some(clock.clone());
+    }
+
+    /// From now on refresh grants are counted on arrival but not answered until
+    /// `release_refreshes`: a provider slow enough that concurrent requests pile up behind it.
+    pub fn hold_refreshes(&self) {
+        self.state.refresh_hold.send_replace(true);
+    }
+
+    pub fn release_refreshes(&self) {
+        self.state.refresh_hold.send_replace(false);
+    }
+
+    /// Waits until at least `count` refresh grants have arrived (held ones included).
+    pub async fn refresh_arrivals_reach(&self, count: usize) {
+        let mut arrivals = self.state.refresh_arrivals.subscribe();
+        let _ = arrivals.wait_for(|arrived| *arrived >= count).await;
+    }
+
+    /// A back-channel logout token (Back-Channel Logout 1.0 §2.4): `iss`, `aud`, `iat` (the
+    /// provider's clock), a fresh `jti` and the logout event, with `claims` set over them
+    /// (`Value::Null` removes one; add `sub` and/or `sid`), signed as `signature` says with key A.
+    pub fn logout_token(&self, signature: Signature, claims: &[(&str, Value)]) -> Result<String, AnyError> {
+        let mut all = Map::new();
+        all.insert("iss".into(), json!(self.state.base));
+        all.insert("aud".into(), json!(CLIENT_ID));
+        all.insert("iat".into(), json!(self.state.now()));
+        all.insert("jti".into(), json!(random_token("jti-")));
+        all.insert(
+            "events".into(),
+            json!({ "http://schemas.openid.net/event/backchannel-logout": {} }),
+        );
+        let overrides: Map<String, Value> = claims
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        apply_overrides(&mut all, &overrides);
+        Ok(self.state.sign(&all, "logout+jwt", signature, TestKey::A, true)?)
     }
 
     /// The provider's base URL, which is also its issuer.
@@ -303,12 +472,31 @@ fn rsa_public_numbers(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 fn random_token(prefix: &str) -> String {
-    let tail: String = rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect();
+    let tail: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
     format!("{prefix}{tail}")
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Builds the JSON answer of a successful token request.
+fn token_body(access_token: &str, expires_in: u64, id_token: Option<&str>, refresh_token: Option<&str>) -> Value {
+    let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in });
+    if let Some(id_token) = id_token {
+        body["id_token"] = json!(id_token);
+    }
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = json!(refresh_token);
+    }
+    body
 }
 
 fn b64_json(value: &Value) -> String {
@@ -342,7 +530,12 @@ fn apply_overrides(target: &mut Map<String, Value>, overrides: &Map<String, Valu
 
 impl OpState {
     fn effective_sub(behaviour: &OpBehaviour) -> String {
-        behaviour.claims.get("sub").and_then(Value::as_str).unwrap_or(DEFAULT_SUB).to_owned()
+        behaviour
+            .claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_SUB)
+            .to_owned()
     }
 
     fn key(&self, key: TestKey) -> &SigningKey {
@@ -350,15 +543,28 @@ impl OpState {
         &self.keys[key as usize]
     }
 
-    fn mint_id_token(&self, behaviour: &OpBehaviour, grant: &Grant, access_token: &str) -> Result<String, String> {
-        let now = unix_now();
+    fn now(&self) -> i64 {
+        match lock(&self.clock).as_ref() {
+            Some(clock) => pulse_core::clock::Clock::now(clock).unix_timestamp(),
+            None => unix_now(),
+        }
+    }
+
+    /// An ID token for `behaviour`; `nonce` is the authorization request's (none at refresh).
+    fn mint_id_token(
+        &self,
+        behaviour: &OpBehaviour,
+        nonce: Option<&str>,
+        access_token: &str,
+    ) -> Result<String, String> {
+        let now = self.now();
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.base));
         claims.insert("sub".into(), json!(DEFAULT_SUB));
         claims.insert("aud".into(), json!(CLIENT_ID));
         claims.insert("exp".into(), json!(now + 300));
         claims.insert("iat".into(), json!(now));
-        if let Some(nonce) = &grant.nonce {
+        if let Some(nonce) = nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
         claims.insert("preferred_username".into(), json!("alice"));
@@ -374,21 +580,43 @@ impl OpState {
             }
         }
         apply_overrides(&mut claims, &behaviour.claims);
-        let payload = b64_json(&Value::Object(claims));
+        self.sign(
+            &claims,
+            "JWT",
+            behaviour.signature,
+            behaviour.sign_with,
+            behaviour.kid_in_header,
+        )
+    }
 
-        let mut jose = json!({ "typ": "JWT" });
-        if behaviour.kid_in_header {
-            jose["kid"] = json!(behaviour.sign_with.kid());
+    /// A JWT of `claims`, signed as `how` says (with `key` for RS256).
+    fn sign(
+        &self,
+        claims: &Map<String, Value>,
+        typ: &str,
+        how: Signature,
+        key: TestKey,
+        kid_in_header: bool,
+    ) -> Result<String, String> {
+        let payload = b64_json(&Value::Object(claims.clone()));
+        let mut jose = json!({ "typ": typ });
+        if kid_in_header {
+            jose["kid"] = json!(key.kid());
         }
-        match behaviour.signature {
+        match how {
             Signature::Rs256 | Signature::Rs256Tampered => {
                 jose["alg"] = json!("RS256");
                 let input = format!("{}.{payload}", b64_json(&jose));
-                let pair = &self.key(behaviour.sign_with).pair;
+                let pair = &self.key(key).pair;
                 let mut signature = vec![0u8; pair.public().modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
-                    .map_err(|_| "RSA signing failed".to_owned())?;
-                if behaviour.signature == Signature::Rs256Tampered {
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    input.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
+                if how == Signature::Rs256Tampered {
                     if let Some(last) = signature.last_mut() {
                         *last ^= 0x01;
                     }
@@ -417,22 +645,23 @@ async fn discovery(State(op): State<Arc<OpState>>) -> Response {
     lock(&op.record).discovery_fetches += 1;
     let behaviour = lock(&op.behaviour).clone();
     let base = &op.base;
-    json_response(
-        StatusCode::OK,
-        json!({
-            "issuer": behaviour.discovery_issuer.clone().unwrap_or_else(|| base.clone()),
-            "authorization_endpoint": format!("{base}/authorize"),
-            "token_endpoint": behaviour.token_endpoint.clone().unwrap_or_else(|| format!("{base}/token")),
-            "userinfo_endpoint": format!("{base}/userinfo"),
-            "jwks_uri": format!("{base}/jwks"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-            "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        }),
-    )
+    let mut document = json!({
+        "issuer": behaviour.discovery_issuer.clone().unwrap_or_else(|| base.clone()),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": behaviour.token_endpoint.clone().unwrap_or_else(|| format!("{base}/token")),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+    });
+    if behaviour.publish_end_session {
+        document["end_session_endpoint"] = json!(format!("{base}/end-session"));
+    }
+    json_response(StatusCode::OK, document)
 }
 
 async fn jwks(State(op): State<Arc<OpState>>) -> Response {
@@ -464,7 +693,9 @@ async fn authorize(State(op): State<Arc<OpState>>, Query(query): Query<HashMap<S
     {
         let mut pairs = back.query_pairs_mut();
         if let Some((error, description)) = &behaviour.authorize_error {
-            pairs.append_pair("error", error).append_pair("error_description", description);
+            pairs
+                .append_pair("error", error)
+                .append_pair("error_description", description);
         } else {
             let code = random_token("code-");
             lock(&op.grants).insert(
@@ -492,63 +723,195 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    lock(&op.record).token_requests.push(TokenRequest { authorization: authorization.clone(), form: form.clone() });
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    lock(&op.record).token_requests.push(TokenRequest {
+        authorization: authorization.clone(),
+        form: form.clone(),
+    });
     let behaviour = lock(&op.behaviour).clone();
     if let Some(failure) = &behaviour.token_failure {
         let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(header::CONTENT_TYPE, failure.content_type)], failure.body.clone()).into_response();
+        return (
+            status,
+            [(header::CONTENT_TYPE, failure.content_type)],
+            failure.body.clone(),
+        )
+            .into_response();
     }
     let refuse = |status: StatusCode, error: &str, why: &str| {
-        json_response(status, json!({ "error": error, "error_description": format!("test OP: {why}") }))
+        json_response(
+            status,
+            json!({ "error": error, "error_description": format!("test OP: {why}") }),
+        )
     };
     if authorization != Some(basic_auth(CLIENT_ID, CLIENT_SECRET)) {
-        return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "client_secret_basic expected");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_secret_basic expected",
+        );
     }
-    if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
-        return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "authorization_code expected");
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {}
+        Some("refresh_token") => return refresh_grant(&op, &form).await,
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "authorization_code expected",
+            )
+        }
     }
     // Codes are single use.
     let Some(grant) = form.get("code").and_then(|code| lock(&op.grants).remove(code)) else {
         return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "unknown or used code");
     };
     if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "redirect_uri differs from the authorization request");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri differs from the authorization request",
+        );
     }
     let verifier = form.get("code_verifier").cloned().unwrap_or_default();
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
     if verifier.is_empty() || challenge != grant.code_challenge {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verifier does not match the challenge");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "PKCE verifier does not match the challenge",
+        );
     }
     let access_token = random_token("at-");
     let refresh_token = behaviour.issue_refresh_token.then(|| random_token("rt-"));
-    let id_token = match op.mint_id_token(&behaviour, &grant, &access_token) {
+    let id_token = match op.mint_id_token(&behaviour, grant.nonce.as_deref(), &access_token) {
         Ok(token) => token,
         Err(why) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &why),
     };
+    if let Some(refresh_token) = &refresh_token {
+        lock(&op.refresh_book).new_family(refresh_token);
+    }
     lock(&op.record).issued.push(Issued {
         access_token: access_token.clone(),
         refresh_token: refresh_token.clone(),
         id_token: id_token.clone(),
     });
-    let mut body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "id_token": id_token,
-    });
-    if let Some(refresh_token) = refresh_token {
-        body["refresh_token"] = json!(refresh_token);
+    json_response(
+        StatusCode::OK,
+        token_body(
+            &access_token,
+            behaviour.expires_in,
+            Some(&id_token),
+            refresh_token.as_deref(),
+        ),
+    )
+}
+
+/// `grant_type=refresh_token` (the client is already authenticated): single-use refresh tokens
+/// with reuse detection, a new access token and, as configured, a rotated refresh token and a new
+/// ID token carrying the claims in force now.
+async fn refresh_grant(op: &OpState, form: &HashMap<String, String>) -> Response {
+    let presented = form.get("refresh_token").cloned().unwrap_or_default();
+    op.refresh_arrivals.send_modify(|arrived| *arrived += 1);
+    let mut hold = op.refresh_hold.subscribe();
+    let _ = hold.wait_for(|held| !held).await;
+
+    let behaviour = lock(&op.behaviour).clone();
+    let answer = |outcome: RefreshOutcome, response: Response| {
+        lock(&op.record).refresh_grants.push(RefreshGrant {
+            presented: presented.clone(),
+            outcome,
+        });
+        response
+    };
+    let invalid_grant = |why: &str| {
+        let body = json!({ "error": "invalid_grant", "error_description": format!("test OP: {why}") });
+        json_response(StatusCode::BAD_REQUEST, body)
+    };
+    if let Some(failure) = &behaviour.refresh_failure {
+        let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let response = (
+            status,
+            [(header::CONTENT_TYPE, failure.content_type)],
+            failure.body.clone(),
+        )
+            .into_response();
+        return answer(RefreshOutcome::Failed, response);
     }
-    json_response(StatusCode::OK, body)
+    let rotated = behaviour.rotate_refresh_tokens.then(|| random_token("rt-"));
+    {
+        let mut book = lock(&op.refresh_book);
+        let Some(&(family, used)) = book.tokens.get(&presented) else {
+            drop(book);
+            return answer(RefreshOutcome::Unknown, invalid_grant("unknown refresh token"));
+        };
+        if book.revoked_families.contains(&family) {
+            drop(book);
+            return answer(RefreshOutcome::FamilyRevoked, invalid_grant("refresh token revoked"));
+        }
+        if used {
+            book.revoked_families.insert(family);
+            drop(book);
+            return answer(
+                RefreshOutcome::ReuseDetected,
+                invalid_grant("refresh token reused; family revoked"),
+            );
+        }
+        if let Some(rotated) = &rotated {
+            book.tokens.insert(presented.clone(), (family, true));
+            book.tokens.insert(rotated.clone(), (family, false));
+        }
+    }
+    let access_token = random_token("at-");
+    let id_token = if behaviour.id_token_on_refresh {
+        match op.mint_id_token(&behaviour, None, &access_token) {
+            Ok(token) => Some(token),
+            Err(why) => {
+                let body = json!({ "error": "server_error", "error_description": why });
+                return answer(
+                    RefreshOutcome::Failed,
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, body),
+                );
+            }
+        }
+    } else {
+        None
+    };
+    lock(&op.record).issued.push(Issued {
+        access_token: access_token.clone(),
+        refresh_token: rotated.clone(),
+        id_token: id_token.clone().unwrap_or_default(),
+    });
+    let body = token_body(
+        &access_token,
+        behaviour.expires_in,
+        id_token.as_deref(),
+        rotated.as_deref(),
+    );
+    answer(RefreshOutcome::Issued, json_response(StatusCode::OK, body))
+}
+
+/// RP-initiated logout: records where the browser was sent from and says it is signed out.
+async fn end_session(State(op): State<Arc<OpState>>, Query(query): Query<HashMap<String, String>>) -> Response {
+    lock(&op.record).end_session_requests.push(query);
+    (StatusCode::OK, "test OP: signed out").into_response()
 }
 
 async fn userinfo(State(op): State<Arc<OpState>>, headers: HeaderMap) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     lock(&op.record).userinfo_authorizations.push(authorization.clone());
     let known = {
         let record = lock(&op.record);
-        record.issued.iter().any(|issued| authorization.as_deref() == Some(&format!("Bearer {}", issued.access_token)))
+        record
+            .issued
+            .iter()
+            .any(|issued| authorization.as_deref() == Some(&format!("Bearer {}", issued.access_token)))
     };
     if !known {
         return json_response(StatusCode::UNAUTHORIZED, json!({ "error": "invalid_token" }));
@@ -565,6 +928,15 @@ async fn userinfo(State(op): State<Arc<OpState>>, headers: HeaderMap) -> Respons
 
 /// Starts Pulse with SSO enabled against `op` through OIDC_* variables, plus `extra` ones.
 pub async fn spawn_pulse(op: &TestOp, extra: &[(&str, &str)]) -> TestApp {
+    spawn_pulse_with(op, extra, |_| {}).await
+}
+
+/// Like `spawn_pulse`, with other settings changed by `configure` (e.g. an administrator).
+pub async fn spawn_pulse_with(
+    op: &TestOp,
+    extra: &[(&str, &str)],
+    configure: impl FnOnce(&mut pulse_core::config::RawConfig),
+) -> TestApp {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("OIDC_ENABLED".to_owned(), "true".to_owned()),
         ("OIDC_ISSUER_URL".to_owned(), op.issuer()),
@@ -576,6 +948,7 @@ pub async fn spawn_pulse(op: &TestOp, extra: &[(&str, &str)]) -> TestApp {
     }
     crate::common::spawn_app_with(move |raw| {
         raw.oidc_env = pulse_core::oidc::settings::OidcEnv::from_lookup(|name| vars.get(name).cloned());
+        configure(raw);
     })
     .await
 }
@@ -596,7 +969,10 @@ impl Landing {
     }
 
     pub fn param(&self, name: &str) -> Option<String> {
-        self.url()?.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+        self.url()?
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// The `oidc_error` code when this is the login page's error redirect.
@@ -617,8 +993,25 @@ pub struct Browser {
 impl Browser {
     pub fn new(app: &TestApp) -> Result<Browser, AnyError> {
         let cookies = Arc::new(Jar::default());
-        let client = Client::builder().cookie_provider(cookies.clone()).redirect(redirect::Policy::none()).build()?;
-        Ok(Browser { client, cookies, pulse: app.address() })
+        let client = Client::builder()
+            .cookie_provider(cookies.clone())
+            .redirect(redirect::Policy::none())
+            .build()?;
+        Ok(Browser {
+            client,
+            cookies,
+            pulse: app.address(),
+        })
+    }
+
+    /// The browser's HTTP client (its cookie jar, redirects not followed), for any other request.
+    pub fn http(&self) -> &Client {
+        &self.client
+    }
+
+    /// A Pulse URL from a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.pulse)
     }
 
     /// The value of Pulse's session cookie in this browser's jar.
@@ -626,7 +1019,11 @@ impl Browser {
         let url = Url::parse(&self.pulse).ok()?;
         let header = self.cookies.cookies(&url)?;
         let prefix = format!("{SESSION_COOKIE_NAME}=");
-        header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(prefix.as_str()).map(str::to_owned))
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix(prefix.as_str()).map(str::to_owned))
     }
 
     /// GETs a Pulse URL that must redirect (never a 5xx) and returns where to.
@@ -637,15 +1034,25 @@ impl Browser {
             format!("{}{path_and_query}", self.pulse)
         };
         let shown: String = url.chars().take(120).collect();
-        let response =
-            self.client.get(url.as_str()).send().await.map_err(|err| format!("GET {shown}: {}", err.without_url()))?;
+        let response = self
+            .client
+            .get(url.as_str())
+            .send()
+            .await
+            .map_err(|err| format!("GET {shown}: {}", err.without_url()))?;
         let status = response.status();
         if !status.is_redirection() {
             let body: String = response.text().await.unwrap_or_default().chars().take(500).collect();
             return Err(format!("GET {shown} answered {status}, not a redirect: {body}").into());
         }
-        let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        Ok(Landing { location: location.to_owned() })
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Ok(Landing {
+            location: location.to_owned(),
+        })
     }
 
     /// `GET /api/oidc/login?returnTo=…`: must send the browser to the provider.
@@ -665,9 +1072,17 @@ impl Browser {
         let response = self.client.get(authorize_url.clone()).send().await?;
         if response.status() != StatusCode::FOUND {
             let status = response.status();
-            return Err(format!("the provider answered {status}: {}", response.text().await.unwrap_or_default()).into());
+            return Err(format!(
+                "the provider answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            )
+            .into());
         }
-        let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         Ok(location.to_owned())
     }
 
@@ -679,7 +1094,13 @@ impl Browser {
     }
 
     pub async fn status(&self) -> Result<Value, AnyError> {
-        Ok(self.client.get(format!("{}/api/security/status", self.pulse)).send().await?.json().await?)
+        Ok(self
+            .client
+            .get(format!("{}/api/security/status", self.pulse))
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     pub async fn is_signed_in(&self) -> Result<bool, AnyError> {
@@ -694,7 +1115,10 @@ impl Browser {
             "expected oidc_error={code}, landed on {}",
             landing.location
         );
-        assert!(!self.is_signed_in().await?, "a refused sign-in ({code}) must not leave a session");
+        assert!(
+            !self.is_signed_in().await?,
+            "a refused sign-in ({code}) must not leave a session"
+        );
         Ok(())
     }
 
