@@ -26,8 +26,7 @@ use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use pulse_app::{shell, App};
 use pulse_core::{clock::Clock, config::Config, Core, StartError, StartupReport};
-use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, CachingSessionStore, Expiry, SessionManagerLayer};
-use tower_sessions_moka_store::MokaStore;
+use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::{security::CspNonce, state::AppState};
@@ -65,10 +64,7 @@ pub fn find_site_root() -> PathBuf {
     PathBuf::from("target/site")
 }
 
-/// Sessions are read from memory and written through to SQLite.
-pub type SessionStore = CachingSessionStore<MokaStore, SqliteStore>;
-
-pub fn router(state: AppState, session_layer: SessionManagerLayer<SessionStore>) -> Router {
+pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) -> Router {
     let routes = generate_route_list(App);
     let core = state.core.clone();
     let leptos_options = state.leptos_options.clone();
@@ -182,10 +178,7 @@ impl Application {
         store.migrate().await.map_err(BuildError::Sessions)?;
         tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
         tokio::spawn(prune_audit_log(core.db.clone()));
-        // Revocation never relies on evicting this cache: revoked sessions are refused by the
-        // registry check on every request, and logout/expiry delete through both layers.
-        let cached = CachingSessionStore::new(MokaStore::new(Some(10_000)), store);
-        let session_layer = SessionManagerLayer::new(cached)
+        let session_layer = SessionManagerLayer::new(store)
             .with_name(SESSION_COOKIE_NAME)
             .with_same_site(SameSite::Lax)
             .with_http_only(true)
