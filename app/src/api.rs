@@ -157,20 +157,12 @@ pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
     let user = crate::ssr::current_user()
         .await?
         .ok_or_else(|| ServerFnError::new("Sign in first."))?;
-    let owner = (!user.is_admin()).then_some(user.user_id);
-    let now = core.clock.now();
-    let allowed = pulse_core::store::sessions::active(&core.db, owner, now)
-        .await
-        .map_err(crate::ssr::internal("listing sessions"))?
-        .iter()
-        .any(|row| row.binding == id);
-    if !allowed {
-        return Err(ServerFnError::new("No such session of yours."));
-    }
-    let revoked = pulse_core::store::sessions::revoke_binding(&core.db, &id, "revoked_by_user", now)
+    let ended = pulse_core::auth::revoke_session(&core, &user, &id)
         .await
         .map_err(crate::ssr::internal("revoking the session"))?;
-    core.revoke_bindings(revoked, "revoked_by_user");
+    if !ended {
+        return Err(ServerFnError::new("No such session of yours."));
+    }
     Ok(())
 }
 

@@ -308,3 +308,24 @@ pub async fn record_settings_change(core: &Core, username: &str, ip: &str, what:
         tracing::error!(error = %err, "could not write the audit log");
     }
 }
+
+/// Ends a session from the Sessions screen: a user may end their own sessions, an admin anyone's.
+/// `Ok(false)` when `binding` is not a live session the actor may end.
+pub async fn revoke_session(
+    core: &Core,
+    actor: &crate::session::SessionUser,
+    binding: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = core.clock.now();
+    let owner = (!actor.is_admin()).then_some(actor.user_id);
+    let allowed = crate::store::sessions::active(&core.db, owner, now)
+        .await?
+        .iter()
+        .any(|row| row.binding == binding);
+    if !allowed {
+        return Ok(false);
+    }
+    let revoked = crate::store::sessions::revoke_binding(&core.db, binding, "revoked_by_user", now).await?;
+    core.revoke_bindings(revoked, "revoked_by_user");
+    Ok(true)
+}
