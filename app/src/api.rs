@@ -274,6 +274,8 @@ pub struct AuthSettings {
     pub hide_local_login: bool,
     pub hide_env_managed: bool,
     pub sso_active: bool,
+    /// The SSO settings in force passed Test connection.
+    pub sso_verified: bool,
     pub locks: Vec<LockInfo>,
 }
 
@@ -312,6 +314,131 @@ pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
         hide_local_login: core.config.hide_local_login.unwrap_or(stored_hide),
         hide_env_managed: core.config.hide_local_login.is_some(),
         sso_active: core.oidc.active().is_some(),
+        sso_verified: pulse_core::sso_admin::verified_at(&core)
+            .await
+            .map_err(crate::ssr::internal("reading the connection test record"))?
+            .is_some(),
         locks,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings › Security › Single sign-on (OIDC)
+//
+// Reading: the `sso_settings` server function (admins only).
+// Writing: `POST /settings/security/sso`, a plain urlencoded form post handled by the server crate
+// (server/src/sso_forms.rs), so the screen works without JavaScript. Form fields:
+//   intent            save | test | clear_secret | validate
+//   enabled_present   "1" when the form shows the Enabled checkbox (so an unticked box means off)
+//   enabled           "true" when ticked
+//   client_secret     blank keeps the stored secret
+//   every name in SSO_TEXT_FIELDS, each optional: a field that is not sent is never changed.
+// Without `Accept: application/json` the answer is 303 back to the page; what the form held (minus
+// the secret), the errors and the test report come back through the `flash` of `SsoScreen`.
+// With `Accept: application/json` (the hydrated page) the answer is an `SsoReply` as JSON:
+// 200 when saved/tested/validated, 422 with field errors, 401/403 for non-admins.
+// ---------------------------------------------------------------------------------------------
+
+/// The text fields of the SSO form, in screen order.
+pub const SSO_TEXT_FIELDS: &[&str] = &[
+    "issuer_url",
+    "client_id",
+    "redirect_url",
+    "logout_url",
+    "scopes",
+    "display_name",
+    "username_claim",
+    "email_claim",
+    "groups_claim",
+    "allowed_groups",
+    "allowed_domains",
+    "allowed_emails",
+    "admin_groups",
+    "prompt",
+    "ca_bundle",
+];
+
+/// One SSO setting as the screen shows it. Lists are one item per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoField {
+    pub name: String,
+    pub value: String,
+    /// The environment variable that sets this field (then it is read-only here).
+    pub managed_by: Option<String>,
+}
+
+/// A message about one field (`field` is a name from `SSO_TEXT_FIELDS`, `enabled` or
+/// `client_secret`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldMessage {
+    pub field: String,
+    pub message: String,
+}
+
+/// One line of the Test connection checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckLine {
+    /// discovery | issuer | jwks | rs256 | client | end_session | timeout
+    pub id: String,
+    pub label: String,
+    /// passed | failed | warning | skipped
+    pub status: String,
+    pub detail: String,
+    /// What to do about a failure or warning.
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionReport {
+    pub passed: bool,
+    pub lines: Vec<CheckLine>,
+}
+
+/// The answer to a post of the SSO form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoReply {
+    pub intent: String,
+    /// saved | unchanged | invalid | tested | secret_cleared | validated | forbidden | unauthenticated | error
+    pub outcome: String,
+    /// A sentence for the banner.
+    pub message: String,
+    pub errors: Vec<FieldMessage>,
+    pub report: Option<ConnectionReport>,
+    /// What the form held when it was posted (never the secret): shown again after a
+    /// no-JavaScript post that did not save.
+    pub values: Vec<(String, String)>,
+    /// The screen after a successful save or clear (JSON answers only).
+    pub screen: Option<Box<SsoScreen>>,
+}
+
+/// What the SSO screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoScreen {
+    pub enabled: bool,
+    pub enabled_managed_by: Option<String>,
+    /// Every field of `SSO_TEXT_FIELDS`, in that order.
+    pub fields: Vec<SsoField>,
+    pub secret_set: bool,
+    pub secret_managed_by: Option<String>,
+    /// The redirect URL Pulse sends to the provider, exactly.
+    pub redirect_url_sent: String,
+    /// configured | public_url | request
+    pub redirect_url_source: String,
+    /// Set when the redirect URL is http:// while Pulse is reached over https.
+    pub redirect_url_warning: Option<String>,
+    /// SSO is enabled, valid, and in force.
+    pub active: bool,
+    /// Why the saved settings are not in force, per field.
+    pub problems: Vec<FieldMessage>,
+    /// When the settings in force last passed Test connection (unix seconds).
+    pub verified_at: Option<i64>,
+    /// The result of a no-JavaScript post, shown once.
+    pub flash: Option<SsoReply>,
+}
+
+/// Admins only: the SSO settings screen (never the client secret).
+#[server(prefix = "/api/fn", endpoint = "sso_settings")]
+pub async fn get_sso_settings() -> Result<SsoScreen, ServerFnError> {
+    crate::ssr::require_admin().await?;
+    crate::ssr::sso_screen().await
 }

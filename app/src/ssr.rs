@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use pulse_core::{session::SessionUser, Core};
+use pulse_core::{session::SessionUser, setup::FieldError, sso_admin::SsoView, Core};
+
+use crate::api::{CheckLine, ConnectionReport, FieldMessage, SsoField, SsoReply, SsoScreen};
 
 /// The core, provided as context by the server for every request.
 pub fn core() -> Result<Arc<Core>, ServerFnError> {
@@ -48,5 +50,89 @@ pub async fn require_admin() -> Result<SessionUser, ServerFnError> {
             }
             Err(ServerFnError::new("unauthenticated"))
         }
+    }
+}
+
+/// How this request reached Pulse (put in the request by the server's client-context layer).
+pub fn request_origin() -> String {
+    use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<pulse_core::oidc::RequestOrigin>().cloned())
+        .map(|origin| origin.0)
+        .unwrap_or_default()
+}
+
+const SSO_FLASH: &str = "pulse.sso.flash";
+
+/// Keeps the result of a no-JavaScript post of the SSO form for the next render of the page.
+pub async fn put_sso_flash(session: &tower_sessions::Session, reply: &SsoReply) {
+    if let Err(err) = session.insert(SSO_FLASH, reply).await {
+        tracing::warn!(error = %err, "could not keep the SSO form result for the next page");
+    }
+}
+
+async fn take_sso_flash(session: &tower_sessions::Session) -> Option<SsoReply> {
+    session.remove::<SsoReply>(SSO_FLASH).await.ok().flatten()
+}
+
+/// The SSO screen for this request, with the result of a no-JavaScript post (shown once).
+pub async fn sso_screen() -> Result<SsoScreen, ServerFnError> {
+    let core = core()?;
+    let flash = take_sso_flash(&session().await?).await;
+    let view = pulse_core::sso_admin::view(&core, &request_origin())
+        .await
+        .map_err(internal("reading the single sign-on settings"))?;
+    Ok(screen_from(view, flash))
+}
+
+pub fn screen_from(view: SsoView, flash: Option<SsoReply>) -> SsoScreen {
+    let name = |n: Option<&'static str>| n.map(str::to_owned);
+    SsoScreen {
+        enabled: view.enabled,
+        enabled_managed_by: name(view.enabled_managed_by),
+        fields: view
+            .fields
+            .into_iter()
+            .map(|field| SsoField {
+                name: field.name.to_owned(),
+                value: field.value,
+                managed_by: name(field.managed_by),
+            })
+            .collect(),
+        secret_set: view.secret_set,
+        secret_managed_by: name(view.secret_managed_by),
+        redirect_url_sent: view.redirect_url_sent,
+        redirect_url_source: view.redirect_url_source.to_owned(),
+        redirect_url_warning: view.redirect_url_warning,
+        active: view.active,
+        problems: field_messages(view.problems),
+        verified_at: view.verified_at,
+        flash,
+    }
+}
+
+pub fn field_messages(errors: Vec<FieldError>) -> Vec<FieldMessage> {
+    errors
+        .into_iter()
+        .map(|error| FieldMessage {
+            field: error.field.to_owned(),
+            message: error.message,
+        })
+        .collect()
+}
+
+pub fn report_from(report: &pulse_core::oidc::probe::ConnectionReport) -> ConnectionReport {
+    ConnectionReport {
+        passed: report.passed(),
+        lines: report
+            .lines
+            .iter()
+            .map(|line| CheckLine {
+                id: line.id.to_owned(),
+                label: line.label.to_owned(),
+                status: line.status.as_str().to_owned(),
+                detail: line.detail.clone(),
+                fix: line.fix.clone(),
+            })
+            .collect(),
     }
 }

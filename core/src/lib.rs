@@ -14,6 +14,7 @@ pub mod rotate;
 pub mod session;
 pub mod session_refresh;
 pub mod setup;
+pub mod sso_admin;
 pub mod store;
 
 use std::sync::Arc;

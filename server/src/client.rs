@@ -94,6 +94,8 @@ pub async fn client_context(State(state): State<AppState>, mut request: Request,
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let context = resolve(peer, request.headers(), &state.core.config.trusted_proxies);
     let https = context.https;
+    let origin = crate::oidc::base_url(&state, request.headers(), &context);
+    request.extensions_mut().insert(pulse_core::oidc::RequestOrigin(origin));
     request.extensions_mut().insert(context);
     let mut response = next.run(request).await;
     // The session layer marks cookies Secure when the public URL is https; a request that came

@@ -12,6 +12,7 @@ pub mod oidc;
 pub mod pages;
 pub mod security;
 pub mod settings_forms;
+pub mod sso_forms;
 pub mod state;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -102,6 +103,7 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
             post(settings_forms::set_hide_local_login),
         )
         .route("/settings/security/authentication/unlock", post(settings_forms::unlock))
+        .route("/settings/security/sso", post(sso_forms::submit))
         .merge(auth_routes)
         .route(
             "/api/fn/{*name}",

@@ -94,9 +94,17 @@ pub async fn set_hide_local_login(
             if core.config.hide_local_login.is_some() {
                 return back("error=hide_env_managed");
             }
-            // Hiding the form while SSO does not work would lock everyone out.
-            if hide && core.oidc.active().is_none() {
-                return back("error=hide_requires_sso");
+            // Hiding the form while SSO does not work would lock everyone out: it must be on and
+            // have passed Test connection with the settings in force.
+            if hide {
+                match pulse_core::sso_admin::verified_at(core).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return back("error=hide_requires_sso"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "checking the single sign-on test record failed");
+                        return back("error=internal");
+                    }
+                }
             }
             if let Err(err) = settings::set(
                 &core.db,

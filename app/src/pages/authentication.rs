@@ -25,7 +25,7 @@ fn error_message(code: &str) -> &'static str {
         "password_mismatch" => "The two new passwords do not match.",
         "not_local" => "Your account signs in with single sign-on; its password is managed by your identity provider.",
         "hide_env_managed" => "This setting is managed by the PULSE_AUTH_HIDE_LOCAL_LOGIN environment variable.",
-        "hide_requires_sso" => "The local login form can only be hidden while single sign-on is enabled and working; otherwise nobody could sign in.",
+        "hide_requires_sso" => "The local login form can only be hidden once single sign-on is on and has passed Test connection (Settings › Security › Single sign-on); otherwise nobody could sign in.",
         "forbidden" => "Only administrators can change this.",
         "invalid_request" => "The form was incomplete. Try again.",
         _ => "Saving failed because of a server problem. Check the Pulse log.",
@@ -58,7 +58,8 @@ pub fn AuthenticationPage() -> impl IntoView {
 
 #[component]
 fn Sections(settings: AuthSettings) -> impl IntoView {
-    let toggle_locked = settings.hide_env_managed || (!settings.sso_active && !settings.hide_local_login);
+    let sso_ready = settings.sso_active && settings.sso_verified;
+    let toggle_locked = settings.hide_env_managed || (!sso_ready && !settings.hide_local_login);
     view! {
         {settings.has_password.then(|| view! {
             <section class="panel-section">
@@ -78,12 +79,16 @@ fn Sections(settings: AuthSettings) -> impl IntoView {
         {settings.is_admin.then(|| view! {
             <section class="panel-section">
                 <h2>"Hide local login form"</h2>
-                <p class="muted">"Show only the single sign-on button on the login page. The form is still available with "<code>"?show_local=true"</code>" on the login URL, and it is never hidden while single sign-on is not working."</p>
+                <p class="muted">"Hide the username/password form on the login page. Users will only see SSO options unless "<code>"?show_local=true"</code>" is used. The form is never hidden while single sign-on is off."</p>
                 {settings.hide_env_managed.then(|| view! {
                     <p class="hint" data-testid="hide-managed">"This setting is managed by the PULSE_AUTH_HIDE_LOCAL_LOGIN environment variable."</p>
                 })}
-                {(!settings.sso_active && !settings.hide_env_managed).then(|| view! {
-                    <p class="hint">"Enable and test single sign-on first: hiding the form while it does not work would lock everyone out."</p>
+                {(!sso_ready && !settings.hide_env_managed).then(|| view! {
+                    <p class="hint" data-testid="hide-requires-sso">
+                        {if settings.sso_active { "Run Test connection on " } else { "Turn on and test " }}
+                        <a href="/settings/security/sso">"single sign-on"</a>
+                        " first: hiding the form while single sign-on does not work would lock everyone out."
+                    </p>
                 })}
                 <form method="post" action="/settings/security/authentication/hide-local-login" class="inline">
                     <input type="hidden" name="hide" value=if settings.hide_local_login { "false" } else { "true" }/>

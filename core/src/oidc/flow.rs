@@ -82,7 +82,7 @@ fn chrono_time(at: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(at.unix_timestamp(), 0).unwrap_or_default()
 }
 
-fn client(
+pub(crate) fn client(
     discovered: &Discovered,
     config: &ActiveConfig,
     redirect_uri: &str,

@@ -4,6 +4,7 @@
 pub mod backchannel;
 pub mod claims;
 pub mod flow;
+pub mod probe;
 pub mod provider;
 pub mod refresh;
 pub mod service;
@@ -81,3 +82,9 @@ impl fmt::Display for OidcFailure {
         write!(f, "{}: {}", self.code, self.cause)
     }
 }
+
+/// How the current request reached Pulse (`https://pulse.example.com`): the public URL when one
+/// is configured, else the request's scheme and host. The server puts it in each request's
+/// extensions; the redirect URI is built from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin(pub String);

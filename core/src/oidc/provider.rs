@@ -64,15 +64,18 @@ pub fn issuer_mismatch_message(configured: &str, discovered: &str) -> String {
     }
 }
 
-/// Fetches and checks the discovery document, then the JWKS.
-pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime) -> Result<Discovered, OidcFailure> {
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+/// The discovery document as fetched, before any check: its metadata and end-session endpoint.
+pub async fn fetch_discovery_document(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<(CoreProviderMetadata, Option<String>), OidcFailure> {
+    let url = discovery_url(issuer);
     let unavailable = |cause: String| OidcFailure::new(OidcErrorCode::ProviderUnavailable, cause);
     let response = http
         .get(&url)
         .send()
         .await
-        .map_err(|err| unavailable(format!("discovery at {url} failed: {err}")))?;
+        .map_err(|err| unavailable(format!("discovery at {url} failed: {}", error_chain(&err))))?;
     if !response.status().is_success() {
         return Err(unavailable(format!(
             "discovery at {url} answered HTTP {}",
@@ -85,6 +88,37 @@ pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime)
         .map_err(|err| unavailable(format!("discovery at {url}: {err}")))?;
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
         .map_err(|err| unavailable(format!("the discovery document at {url} is not valid: {err}")))?;
+    let end_session_endpoint = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|doc| {
+        doc.get("end_session_endpoint")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    });
+    Ok((metadata, end_session_endpoint))
+}
+
+/// Where the discovery document of `issuer` lives.
+pub fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// An error with its causes ("error sending request: connection refused"), for people to read.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Fetches and checks the discovery document, then the JWKS.
+pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime) -> Result<Discovered, OidcFailure> {
+    let (metadata, end_session_endpoint) = fetch_discovery_document(http, issuer).await?;
     let discovered_issuer = metadata.issuer().as_str().to_owned();
     if discovered_issuer != issuer {
         return Err(OidcFailure::new(
@@ -92,11 +126,6 @@ pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime)
             issuer_mismatch_message(issuer, &discovered_issuer),
         ));
     }
-    let end_session_endpoint = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|doc| {
-        doc.get("end_session_endpoint")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    });
     let jwks = fetch_jwks(http, &metadata).await?;
     Ok(Discovered {
         metadata: metadata.set_jwks(jwks),
@@ -105,7 +134,7 @@ pub async fn discover(http: &reqwest::Client, issuer: &str, now: OffsetDateTime)
     })
 }
 
-async fn fetch_jwks(
+pub(crate) async fn fetch_jwks(
     http: &reqwest::Client,
     metadata: &CoreProviderMetadata,
 ) -> Result<openidconnect::core::CoreJsonWebKeySet, OidcFailure> {

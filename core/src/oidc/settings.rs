@@ -211,21 +211,30 @@ fn check_claim_path(field: &'static str, label: &str, value: &str, errors: &mut 
 }
 
 impl OidcSettings {
-    /// Checks what must hold before SSO can be enabled; an empty list means valid.
+    /// Checks what must hold before SSO can be enabled; an empty list means valid. Disabled
+    /// settings are not checked (they are not in force).
     pub fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
         if !self.enabled {
-            return errors;
+            return Vec::new();
         }
+        self.check(true)
+    }
+
+    /// Checks every field that holds a value; with `require_connection`, also that the issuer and
+    /// client ID are there. The admin screen saves nothing while this finds a problem.
+    pub fn check(&self, require_connection: bool) -> Vec<FieldError> {
+        let mut errors = Vec::new();
         if self.issuer_url.is_empty() {
-            errors.push(FieldError {
-                field: "issuer_url",
-                message: "The issuer URL is required.".into(),
-            });
+            if require_connection {
+                errors.push(FieldError {
+                    field: "issuer_url",
+                    message: "The issuer URL is required.".into(),
+                });
+            }
         } else {
             check_url("issuer_url", "The issuer URL", &self.issuer_url, &mut errors);
         }
-        if self.client_id.trim().is_empty() {
+        if require_connection && self.client_id.trim().is_empty() {
             errors.push(FieldError {
                 field: "client_id",
                 message: "The client ID is required.".into(),
@@ -233,7 +242,7 @@ impl OidcSettings {
         }
         if !self.redirect_url.is_empty() {
             match Url::parse(&self.redirect_url) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
                 _ => errors.push(FieldError {
                     field: "redirect_url",
                     message: "The redirect URL must be a full URL ending in /api/oidc/callback.".into(),
@@ -248,6 +257,11 @@ impl OidcSettings {
                 field: "scopes",
                 message: "The scopes must include openid.".into(),
             });
+        } else if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+            errors.push(FieldError {
+                field: "scopes",
+                message: format!("\"{bad}\" is not a valid scope: scopes are separated by spaces and cannot contain quotes or backslashes."),
+            });
         }
         check_claim_path(
             "username_claim",
@@ -257,6 +271,38 @@ impl OidcSettings {
         );
         check_claim_path("email_claim", "The email claim", &self.email_claim, &mut errors);
         check_claim_path("groups_claim", "The groups claim", &self.groups_claim, &mut errors);
+        check_list(
+            "allowed_groups",
+            &self.allowed_groups,
+            is_group_name,
+            "Allowed groups",
+            "group names",
+            &mut errors,
+        );
+        check_list(
+            "admin_groups",
+            &self.admin_groups,
+            is_group_name,
+            "Admin groups",
+            "group names",
+            &mut errors,
+        );
+        check_list(
+            "allowed_domains",
+            &self.allowed_domains,
+            is_domain,
+            "Allowed domains",
+            "domain names such as example.com",
+            &mut errors,
+        );
+        check_list(
+            "allowed_emails",
+            &self.allowed_emails,
+            is_email,
+            "Allowed emails",
+            "email addresses such as alice@example.com",
+            &mut errors,
+        );
         if !matches!(
             self.prompt.as_str(),
             "" | "none" | "consent" | "login" | "select_account"
@@ -280,6 +326,135 @@ impl OidcSettings {
     }
 }
 
+/// A scope token of RFC 6749 §3.3: printable ASCII without space, `"` or `\`.
+fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty() && scope.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+}
+
+fn is_group_name(item: &str) -> bool {
+    !item.chars().any(char::is_control)
+}
+
+fn is_domain(item: &str) -> bool {
+    let labels: Vec<&str> = item.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+fn is_email(item: &str) -> bool {
+    match item.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && !local.contains(char::is_whitespace) && is_domain(domain),
+        None => false,
+    }
+}
+
+fn check_list(
+    field: &'static str,
+    items: &[String],
+    valid: fn(&str) -> bool,
+    label: &str,
+    expected: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(bad) = items.iter().find(|item| !valid(item)) {
+        errors.push(FieldError {
+            field,
+            message: format!("{label} must be {expected}, one per line; \"{bad}\" is not."),
+        });
+    }
+}
+
+/// Splits a list typed in the admin screen: one item per line (commas also separate). Unlike
+/// [`split_list`], spaces stay inside an item, so a group such as "authentik Admins" survives.
+pub fn split_lines(value: &str) -> Vec<String> {
+    value
+        .split(['\n', '\r', ','])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names of the editable text fields, in screen order.
+pub const TEXT_FIELDS: &[&str] = &[
+    "issuer_url",
+    "client_id",
+    "redirect_url",
+    "logout_url",
+    "scopes",
+    "display_name",
+    "username_claim",
+    "email_claim",
+    "groups_claim",
+    "allowed_groups",
+    "allowed_domains",
+    "allowed_emails",
+    "admin_groups",
+    "prompt",
+    "ca_bundle",
+];
+
+impl OidcSettings {
+    /// A text field as the admin screen shows it (lists one item per line, scopes space-separated).
+    pub fn field_text(&self, field: &str) -> Option<String> {
+        let lines = |items: &[String]| items.join("\n");
+        Some(match field {
+            "issuer_url" => self.issuer_url.clone(),
+            "client_id" => self.client_id.clone(),
+            "redirect_url" => self.redirect_url.clone(),
+            "logout_url" => self.logout_url.clone(),
+            "scopes" => self.scopes.join(" "),
+            "display_name" => self.display_name.clone(),
+            "username_claim" => self.username_claim.clone(),
+            "email_claim" => self.email_claim.clone(),
+            "groups_claim" => self.groups_claim.clone(),
+            "allowed_groups" => lines(&self.allowed_groups),
+            "allowed_domains" => lines(&self.allowed_domains),
+            "allowed_emails" => lines(&self.allowed_emails),
+            "admin_groups" => lines(&self.admin_groups),
+            "prompt" => self.prompt.clone(),
+            "ca_bundle" => self.ca_bundle.clone(),
+            _ => return None,
+        })
+    }
+
+    /// Sets a text field from what the admin typed; `false` for an unknown field. A blank button
+    /// label means the default one.
+    pub fn set_field_text(&mut self, field: &str, value: &str) -> bool {
+        let value = value.trim();
+        match field {
+            "issuer_url" => self.issuer_url = value.to_owned(),
+            "client_id" => self.client_id = value.to_owned(),
+            "redirect_url" => self.redirect_url = value.to_owned(),
+            "logout_url" => self.logout_url = value.to_owned(),
+            "scopes" => self.scopes = split_list(value),
+            "display_name" if value.is_empty() => self.display_name = DEFAULT_DISPLAY_NAME.to_owned(),
+            "display_name" => self.display_name = value.to_owned(),
+            "username_claim" => self.username_claim = value.to_owned(),
+            "email_claim" => self.email_claim = value.to_owned(),
+            "groups_claim" => self.groups_claim = value.to_owned(),
+            "allowed_groups" => self.allowed_groups = split_lines(value),
+            "allowed_domains" => {
+                self.allowed_domains = split_lines(value)
+                    .into_iter()
+                    .map(|d| d.trim_start_matches('@').to_owned())
+                    .collect()
+            }
+            "allowed_emails" => self.allowed_emails = split_lines(value),
+            "admin_groups" => self.admin_groups = split_lines(value),
+            "prompt" => self.prompt = value.to_owned(),
+            "ca_bundle" => self.ca_bundle = value.to_owned(),
+            _ => return false,
+        }
+        true
+    }
+}
+
 pub async fn load_stored(db: &SqlitePool) -> Result<OidcSettings, sqlx::Error> {
     Ok(settings::get(db, STORED_KEY)
         .await?
@@ -287,7 +462,11 @@ pub async fn load_stored(db: &SqlitePool) -> Result<OidcSettings, sqlx::Error> {
         .unwrap_or_default())
 }
 
-pub async fn save_stored(db: &SqlitePool, value: &OidcSettings, now: time::OffsetDateTime) -> Result<(), sqlx::Error> {
+pub async fn save_stored<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    value: &OidcSettings,
+    now: time::OffsetDateTime,
+) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(value).unwrap_or_default();
     settings::set(db, STORED_KEY, &json, now).await
 }
@@ -306,8 +485,8 @@ pub async fn load_client_secret(db: &SqlitePool, cipher: &Cipher) -> Result<Opti
     }
 }
 
-pub async fn save_client_secret(
-    db: &SqlitePool,
+pub async fn save_client_secret<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
     cipher: &Cipher,
     secret: Option<&SecretString>,
     now: time::OffsetDateTime,

@@ -194,6 +194,16 @@ impl TestApp {
         self.client.post(self.url(path)).form(fields).send().await
     }
 
+    /// A form post as the hydrated page sends it: the answer as JSON.
+    pub async fn post_form_for_json(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Result<Response> {
+        self.client
+            .post(self.url(path))
+            .header(header::ACCEPT, "application/json")
+            .form(fields)
+            .send()
+            .await
+    }
+
     /// `POST /api/login` without "remember me".
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Result<Response> {
         self.post_json(

@@ -163,6 +163,8 @@ pub struct OpBehaviour {
     pub id_token_on_refresh: bool,
     /// Whether discovery names `<base>/end-session` as the `end_session_endpoint`.
     pub publish_end_session: bool,
+    /// `id_token_signing_alg_values_supported` in the discovery document.
+    pub id_token_algs: Vec<&'static str>,
 }
 
 impl Default for OpBehaviour {
@@ -186,6 +188,7 @@ impl Default for OpBehaviour {
             rotate_refresh_tokens: true,
             id_token_on_refresh: true,
             publish_end_session: true,
+            id_token_algs: vec!["RS256"],
         }
     }
 }
@@ -653,7 +656,7 @@ async fn discovery(State(op): State<Arc<OpState>>) -> Response {
         "jwks_uri": format!("{base}/jwks"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": behaviour.id_token_algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
