@@ -209,6 +209,8 @@ pub struct AuditEntry {
     pub username: Option<String>,
     pub ip: Option<String>,
     pub method: Option<String>,
+    /// What changed, for settings changes (field names, never secret values).
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +256,7 @@ pub async fn list_audit(
                 username: row.username,
                 ip: row.ip,
                 method: row.method,
+                detail: row.detail,
             })
             .collect(),
     })
@@ -282,9 +285,7 @@ pub struct AuthSettings {
 #[server(prefix = "/api/fn", endpoint = "auth_settings")]
 pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
     let core = crate::ssr::core()?;
-    let user = crate::ssr::current_user()
-        .await?
-        .ok_or_else(|| ServerFnError::new("unauthenticated"))?;
+    let user = crate::ssr::require_admin().await?;
     let has_password = pulse_core::store::users::password_hash_by_id(&core.db, user.user_id)
         .await
         .map_err(crate::ssr::internal("reading the account"))?

@@ -1,5 +1,8 @@
-//! Shared UI pieces: the logo, the centred card layout and the message banner.
+//! Shared UI pieces: the logo, the centred card layout, the settings frame and the message banner.
 use leptos::prelude::*;
+use leptos_router::hooks::use_location;
+
+use crate::api::{get_viewer, Viewer};
 
 #[component]
 pub fn Logo() -> impl IntoView {
@@ -33,17 +36,30 @@ pub enum Tone {
     Error,
     Info,
     Success,
+    Warning,
 }
 
-/// A message block. Errors are announced to screen readers as alerts, the rest politely.
+impl Tone {
+    /// The banner's classes and ARIA role: errors are announced as alerts, the rest politely.
+    pub fn banner_class_and_role(self) -> (&'static str, &'static str) {
+        match self {
+            Tone::Error => ("banner banner-error", "alert"),
+            Tone::Info => ("banner banner-info", "status"),
+            Tone::Success => ("banner banner-success", "status"),
+            Tone::Warning => ("banner banner-warning", "status"),
+        }
+    }
+}
+
+/// A message block. `testid` names it for the end-to-end tests.
 #[component]
-pub fn Banner(tone: Tone, #[prop(into)] message: String) -> impl IntoView {
-    let (class, role) = match tone {
-        Tone::Error => ("banner banner-error", "alert"),
-        Tone::Info => ("banner banner-info", "status"),
-        Tone::Success => ("banner banner-success", "status"),
-    };
-    view! { <div class=class role=role>{message}</div> }
+pub fn Banner(
+    tone: Tone,
+    #[prop(into)] message: String,
+    #[prop(optional)] testid: Option<&'static str>,
+) -> impl IntoView {
+    let (class, role) = tone.banner_class_and_role();
+    view! { <div class=class role=role data-testid=testid>{message}</div> }
 }
 
 /// The sentence shown for a sign-in failure code (from the JSON API or a form redirect).
@@ -108,30 +124,77 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// The settings layout: a left navigation of the security screens and the page's own content.
+/// The security settings screens, in navigation order.
+const SETTINGS_LINKS: [(&str, &str); 4] = [
+    ("/settings/security/authentication", "Authentication"),
+    ("/settings/security/sso", "Single sign-on (OIDC)"),
+    ("/settings/security/sessions", "Sessions"),
+    ("/settings/security/audit", "Audit log"),
+];
+
+/// The settings layout: a header bar with the signed-in user, a left navigation of the security
+/// screens (the current one marked for assistive technology), and the page's own content.
 #[component]
 pub fn SettingsFrame(#[prop(into)] title: String, #[prop(into)] intro: String, children: Children) -> impl IntoView {
-    let links = [
-        ("/settings/security/authentication", "Authentication"),
-        ("/settings/security/sessions", "Sessions"),
-        ("/settings/security/audit", "Audit log"),
-    ];
+    let path = use_location().pathname.get_untracked();
+    let current = path.trim_end_matches('/').to_owned();
+    let viewer = Resource::new(|| (), |_| get_viewer());
     view! {
-        <div class="settings-layout">
-            <nav class="settings-nav" aria-label="Settings">
-                <a href="/" class="back-link">"← Back to Pulse"</a>
-                <p class="nav-heading">"Security"</p>
-                <ul>
-                    {links.into_iter().map(|(href, label)| view! { <li><a href=href>{label}</a></li> }).collect_view()}
-                </ul>
-            </nav>
-            <div class="settings-page">
-                <header class="settings-header">
-                    <h1>{title}</h1>
-                    <p class="muted">{intro}</p>
-                </header>
-                {children()}
+        <div class="settings-shell">
+            <header class="topbar">
+                <a href="/" class="brand"><Logo/><span>"Pulse"</span></a>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        viewer.await.ok().flatten().map(|viewer| view! { <SignedInAs viewer=viewer/> })
+                    })}
+                </Suspense>
+            </header>
+            <div class="settings-layout">
+                <nav class="settings-nav" aria-label="Settings">
+                    <a href="/" class="back-link">"← Back to Pulse"</a>
+                    <p class="nav-heading" id="settings-nav-security">"Security"</p>
+                    <ul aria-labelledby="settings-nav-security">
+                        {SETTINGS_LINKS
+                            .into_iter()
+                            .map(|(href, label)| {
+                                let here = href == current;
+                                view! {
+                                    <li>
+                                        <a href=href class:current=here aria-current=here.then_some("page")>{label}</a>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                </nav>
+                <div class="settings-page">
+                    <header class="settings-header">
+                        <h1>{title}</h1>
+                        <p class="muted">{intro}</p>
+                    </header>
+                    {children()}
+                </div>
             </div>
+        </div>
+    }
+}
+
+/// "alice · Administrator" and a plain-form Sign out button (works without JavaScript).
+#[component]
+fn SignedInAs(viewer: Viewer) -> impl IntoView {
+    let role = if viewer.role == "admin" {
+        "Administrator"
+    } else {
+        "Viewer"
+    };
+    view! {
+        <div class="topbar-user">
+            <span class="signed-in-as" data-testid="frame-user">
+                <strong>{viewer.username}</strong>" · "<span data-testid="frame-role">{role}</span>
+            </span>
+            <form method="post" action="/logout">
+                <button type="submit" class="button button-secondary button-small">"Sign out"</button>
+            </form>
         </div>
     }
 }

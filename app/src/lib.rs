@@ -19,7 +19,7 @@ use leptos_router::{
 
 use crate::pages::{
     audit::AuditPage, authentication::AuthenticationPage, home::HomePage, login::LoginPage, sessions::SessionsPage,
-    setup::SetupPage, NotFound,
+    setup::SetupPage, sso::SsoPage, NotFound,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -59,6 +59,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/settings/security/sessions") view=SessionsPage ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/audit") view=AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/authentication") view=AuthenticationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/sso") view=SsoPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -11,7 +11,11 @@ use tower_sessions_sqlx_store::SqliteStore;
 use crate::{crypto::Cipher, store::settings};
 
 /// The stored values sealed with the key, by setting name (the name is also the associated data).
-const SEALED_SETTINGS: &[&str] = &[settings::KEY_CHECK, "oidc.client_secret", crate::sso_admin::VERIFIED_KEY];
+const SEALED_SETTINGS: &[&str] = &[
+    settings::KEY_CHECK,
+    "oidc.client_secret",
+    crate::sso_admin::VERIFIED_KEY,
+];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RotationReport {

@@ -55,6 +55,8 @@ export interface SsoOptions {
   accessTokenTtl?: number;
   /** Registers `<pulse>/<path>` as the client's back-channel logout URI. */
   backchannelLogoutPath?: string;
+  /** Starts Pulse without OIDC_* variables: the test configures single sign-on in the UI. */
+  configureInUi?: boolean;
 }
 
 type Fixtures = {
@@ -185,7 +187,8 @@ export const test = base.extend<Fixtures>({
   },
 
   pulse: async ({ pulseEnv, sso, boundIdp }, use, testInfo) => {
-    const env = boundIdp ? { ...ssoEnv(boundIdp.issuer), ...pulseEnv } : pulseEnv;
+    const viaEnv = boundIdp && !(typeof sso === 'object' && sso.configureInUi);
+    const env = viaEnv ? { ...ssoEnv(boundIdp.issuer), ...pulseEnv } : pulseEnv;
     const { child, dataDir, info, logs } = await startPulse(env);
     try {
       if (boundIdp) {

@@ -104,6 +104,8 @@ pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) 
         )
         .route("/settings/security/authentication/unlock", post(settings_forms::unlock))
         .route("/settings/security/sso", post(sso_forms::submit))
+        .route("/settings", get(pages::settings_home))
+        .route("/settings/security", get(pages::settings_home))
         .merge(auth_routes)
         .route(
             "/api/fn/{*name}",

@@ -40,3 +40,8 @@ pub async fn page_access(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
+
+/// `/settings` and `/settings/security`: the first screen of the settings.
+pub async fn settings_home() -> Redirect {
+    Redirect::to("/settings/security/authentication")
+}

@@ -91,6 +91,7 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                     <th scope="col">"User"</th>
                     <th scope="col">"Method"</th>
                     <th scope="col">"IP address"</th>
+                    <th scope="col">"Details"</th>
                 </tr>
             </thead>
             <tbody>
@@ -108,6 +109,7 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                             <td>{entry.username.unwrap_or_else(|| "—".to_owned())}</td>
                             <td>{entry.method.unwrap_or_else(|| "—".to_owned())}</td>
                             <td>{entry.ip.unwrap_or_else(|| "—".to_owned())}</td>
+                            <td>{entry.detail.unwrap_or_default()}</td>
                         </tr>
                     }
                 }).collect_view()}

@@ -48,6 +48,9 @@ pub fn AuthenticationPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match settings.await {
                         Ok(settings) => view! { <Sections settings=settings/> }.into_any(),
+                        Err(err) if err.to_string().contains("forbidden") => view! {
+                            <Banner tone=Tone::Error message="Only administrators can open the authentication settings."/>
+                        }.into_any(),
                         Err(_) => view! { <Banner tone=Tone::Error message="Pulse could not read these settings. Reload the page."/> }.into_any(),
                     }
                 })}

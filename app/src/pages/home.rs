@@ -46,6 +46,7 @@ fn Dashboard(viewer: Viewer) -> impl IntoView {
             <header class="topbar">
                 <div class="brand"><Logo/><span>"Pulse"</span></div>
                 <div class="topbar-user">
+                    {(viewer.role == "admin").then(|| view! { <a href="/settings/security/sso">"Settings"</a> })}
                     <a href="/settings/security/sessions">"Sessions"</a>
                     <span class="signed-in-as">"Signed in as "<strong data-testid="username">{viewer.username.clone()}</strong></span>
                     <form method="post" action="/logout">

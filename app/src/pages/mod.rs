@@ -5,6 +5,7 @@ pub mod home;
 pub mod login;
 pub mod sessions;
 pub mod setup;
+pub mod sso;
 
 use leptos::prelude::*;
 

@@ -15,7 +15,12 @@ pub async fn get(db: &SqlitePool, key: &str) -> Result<Option<String>, sqlx::Err
         .await
 }
 
-pub async fn set<'e>(db: impl sqlx::SqliteExecutor<'e>, key: &str, value: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+pub async fn set<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    key: &str,
+    value: &str,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
