@@ -42,7 +42,7 @@ for (const colorScheme of ['light', 'dark'] as const) {
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await expect(page.getByTestId('sso-banner')).toContainText('Saved');
       await page.getByRole('button', { name: 'Test connection' }).click();
-      await expect(page.getByTestId('checklist')).toContainText('all checks passed', { timeout: 15_000 });
+      await expect(page.locator('#checklist-heading')).toContainText('all checks passed', { timeout: 15_000 });
       await page.locator('#client_id').focus();
       await page.locator('#client_id').blur();
       await shoot(page, `settings-sso-${colorScheme}`);

@@ -25,7 +25,7 @@ async function runTestConnection(page: Page) {
   const button = page.getByRole('button', { name: 'Test connection' });
   await button.click();
   await expect(button).toBeEnabled({ timeout: 15_000 });
-  return page.getByTestId('checklist');
+  return page.locator('.checklist-panel');
 }
 
 test.describe('single sign-on configured in the UI', () => {
