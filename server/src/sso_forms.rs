@@ -36,11 +36,11 @@ fn read_form(pairs: &[(String, String)]) -> (String, SsoInput, Vec<(String, Stri
             "intent" => intent = value.clone(),
             "enabled_present" => enabled_present = true,
             "enabled" => enabled = matches!(value.as_str(), "true" | "on" | "1"),
-            "client_secret" => {
-                if !value.trim().is_empty() {
-                    input.client_secret = Some(SecretString::from(value.trim().to_owned()));
-                }
+            // Blank keeps the stored secret; spaces around a pasted secret are a copying slip.
+            "client_secret" if !value.trim().is_empty() => {
+                input.client_secret = Some(SecretString::from(value.trim().to_owned()));
             }
+            "client_secret" => {}
             other if pulse_core::oidc::settings::TEXT_FIELDS.contains(&other) => {
                 input.text.insert(other.to_owned(), value.clone());
                 values.push((other.to_owned(), value.clone()));
@@ -252,4 +252,38 @@ pub async fn submit(
     }
     put_sso_flash(&session, &body).await;
     Redirect::to(&format!("{PAGE}?result={}", body.outcome)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page (WebAssembly, no core) and the core name the same fields in the same order.
+    #[test]
+    fn the_page_and_the_core_agree_on_the_fields() {
+        assert_eq!(pulse_app::api::SSO_TEXT_FIELDS, pulse_core::oidc::settings::TEXT_FIELDS);
+    }
+
+    #[test]
+    fn a_blank_secret_keeps_the_stored_one_and_unsent_fields_stay_unsent() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let (intent, input, values) = read_form(&pairs(&[
+            ("intent", "save"),
+            ("client_secret", "  "),
+            ("client_id", "pulse"),
+            ("unknown", "x"),
+        ]));
+        assert_eq!(intent, "save");
+        assert!(input.client_secret.is_none());
+        assert_eq!(
+            input.enabled, None,
+            "no enabled_present: the checkbox was not on the form"
+        );
+        assert_eq!(input.text.keys().collect::<Vec<_>>(), ["client_id"]);
+        assert_eq!(values, [("client_id".to_owned(), "pulse".to_owned())]);
+        let (_, input, _) = read_form(&pairs(&[("enabled_present", "1")]));
+        assert_eq!(input.enabled, Some(false), "an unticked box means off");
+    }
 }
