@@ -123,6 +123,40 @@ test.describe('single sign-on configured in the UI', () => {
   });
 });
 
+test.describe('fields set by environment variables', () => {
+  test.use({
+    pulseEnv: {
+      ...adminEnv,
+      OIDC_ISSUER_URL: 'https://auth.example.com/application/o/pulse/',
+      OIDC_CLIENT_SECRET: 'secret-from-the-environment',
+    },
+  });
+
+  test('are read-only one by one; the rest saves, and Reset discards edits', async ({ page, pulse }) => {
+    await signIn(page, pulse.baseURL, ADMIN.username, ADMIN.password);
+    await gotoHydrated(page, SSO_PAGE);
+    await expect(page.locator('#issuer_url')).toBeDisabled();
+    await expect(page.locator('#issuer_url')).toHaveValue('https://auth.example.com/application/o/pulse/');
+    await expect(page.getByTestId('managed-issuer_url')).toContainText('OIDC_ISSUER_URL');
+    await expect(page.locator('#client_secret')).toBeDisabled();
+    await expect(page.getByTestId('managed-client_secret')).toContainText('OIDC_CLIENT_SECRET');
+    await expect(page.getByRole('button', { name: 'Clear stored secret' })).toHaveCount(0);
+    await expect(page.locator('#client_id')).toBeEnabled();
+    await expect(page.getByTestId('managed-client_id')).toHaveCount(0);
+
+    await page.locator('#client_id').fill('pulse');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect(page.getByTestId('sso-banner')).toContainText('Saved');
+
+    await page.locator('#display_name').fill('Not saved');
+    await page.getByRole('button', { name: 'Reset' }).click();
+    await expect(page.locator('#display_name')).toHaveValue('Single Sign-On');
+    await page.reload();
+    await expect(page.locator('#client_id')).toHaveValue('pulse');
+    await expect(page.locator('#issuer_url')).toHaveValue('https://auth.example.com/application/o/pulse/');
+  });
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false, pulseEnv: adminEnv });
 

@@ -494,3 +494,20 @@ async fn inline_validation_reports_errors_without_saving() -> TestResult {
     assert_eq!(field(&screen(&app).await?, "scopes")["value"], "openid profile email");
     Ok(())
 }
+
+#[tokio::test]
+async fn settings_opens_on_its_first_screen() -> TestResult {
+    let app = spawn_app_with_admin().await;
+    let anonymous = app.get("/settings").await?;
+    assert!(
+        location(&anonymous).starts_with("/login?returnTo="),
+        "{}",
+        location(&anonymous)
+    );
+    app.login_as_admin().await?;
+    for path in ["/settings", "/settings/security"] {
+        let response = app.get(path).await?;
+        assert_eq!(location(&response), "/settings/security/authentication", "{path}");
+    }
+    Ok(())
+}
