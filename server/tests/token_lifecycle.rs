@@ -356,6 +356,29 @@ async fn refused_refresh_ends_the_session_on_the_request_that_triggered_it() -> 
 }
 
 #[tokio::test]
+async fn refreshed_id_token_issued_to_another_party_ends_the_session() -> TestResult {
+    let (op, app, browser) = signed_in(&[], |_| {}).await?;
+    op.set(|b| b.claim("azp", json!("another-client")));
+    app.clock.advance(seconds(55));
+    assert!(
+        !browser.is_signed_in().await?,
+        "a refreshed ID token whose azp is another client must end the session"
+    );
+    assert_eq!(refresh_outcomes(&op), [RefreshOutcome::Issued]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refreshed_id_token_naming_this_client_as_azp_keeps_the_session() -> TestResult {
+    let (op, app, browser) = signed_in(&[], |_| {}).await?;
+    op.set(|b| b.claim("azp", json!(CLIENT_ID)));
+    app.clock.advance(seconds(55));
+    assert!(browser.is_signed_in().await?);
+    assert_eq!(refresh_outcomes(&op), [RefreshOutcome::Issued]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn refreshed_id_token_naming_another_subject_ends_the_session() -> TestResult {
     let (op, app, browser) = signed_in(&[], |_| {}).await?;
     op.set(|b| b.claim("sub", json!("someone-else")));

@@ -92,9 +92,12 @@ pub async fn refresh(
             )
             .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256])
             .set_time_fn(move || chrono_time(now));
-            id_token
-                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-                .map(|c| c.subject().as_str().to_owned())
+            id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())).map(|c| {
+                (
+                    c.subject().as_str().to_owned(),
+                    c.authorized_party().map(|azp| azp.as_str().to_owned()),
+                )
+            })
         };
         let verified = match verified_subject(&discovered) {
             Err(ClaimsVerificationError::SignatureVerification(
@@ -111,10 +114,17 @@ pub async fn refresh(
             other => other,
         }
         .map_err(|err| RefreshError::Rejected(format!("refreshed ID token rejected: {err}")))?;
-        if verified != subject {
+        let (verified_subject, authorized_party) = verified;
+        if verified_subject != subject {
             return Err(RefreshError::Rejected(
                 "the refreshed ID token names another subject".into(),
             ));
+        }
+        // As at sign-in (Core §3.1.3.7 step 5): an `azp` must name this client.
+        if let Some(azp) = authorized_party.filter(|azp| *azp != settings.client_id) {
+            return Err(RefreshError::Rejected(format!(
+                "the refreshed ID token was issued to another party (azp {azp})"
+            )));
         }
         claims = id_token
             .to_string()
