@@ -11,6 +11,7 @@ pub mod forms;
 pub mod oidc;
 pub mod pages;
 pub mod security;
+pub mod session_cache;
 pub mod settings_forms;
 pub mod sso_forms;
 pub mod state;
@@ -65,7 +66,10 @@ pub fn find_site_root() -> PathBuf {
     PathBuf::from("target/site")
 }
 
-pub fn router(state: AppState, session_layer: SessionManagerLayer<SqliteStore>) -> Router {
+/// Sessions are read from memory and written through to SQLite (`session_cache`).
+pub type SessionStore = session_cache::CachedStore<SqliteStore>;
+
+pub fn router(state: AppState, session_layer: SessionManagerLayer<SessionStore>) -> Router {
     let routes = generate_route_list(App);
     let core = state.core.clone();
     let leptos_options = state.leptos_options.clone();
@@ -182,7 +186,8 @@ impl Application {
         store.migrate().await.map_err(BuildError::Sessions)?;
         tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
         tokio::spawn(prune_audit_log(core.db.clone()));
-        let session_layer = SessionManagerLayer::new(store)
+        let cached = session_cache::CachedStore::new(store, session_cache::CAPACITY);
+        let session_layer = SessionManagerLayer::new(cached)
             .with_name(SESSION_COOKIE_NAME)
             .with_same_site(SameSite::Lax)
             .with_http_only(true)
