@@ -1,6 +1,8 @@
 //! The Pulse UI: pages and components rendered on the server and hydrated in the browser, and
 //! the server functions they call. All sign-in logic lives in `pulse-core`; this crate only shows it.
 #![forbid(unsafe_code)]
+// The settings forms are deep view trees; the release (wasm) build needs more than the default 128.
+#![recursion_limit = "256"]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;

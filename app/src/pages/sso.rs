@@ -603,7 +603,8 @@ fn Fieldsets(state: SsoForm) -> impl IntoView {
             .find(|f| f.name == name)
             .and_then(|f| f.managed_by.clone());
         field_spec(name)
-            .map(|spec| view! { <SettingField spec=spec value=drawn.get(name) managed_by=managed_by state=state/> })
+            // Erased: the whole form as one nested type is too deep for the release build.
+            .map(|spec| view! { <SettingField spec=spec value=drawn.get(name) managed_by=managed_by state=state/> }.into_any())
     };
     let provider_head = (field("issuer_url"), field("client_id"));
     let redirect = field("redirect_url");
@@ -651,6 +652,7 @@ fn Fieldsets(state: SsoForm) -> impl IntoView {
             {advanced}
         </fieldset>
     }
+    .into_any()
 }
 
 /// `aria-describedby` from the ids that always apply plus the error's while there is one.
