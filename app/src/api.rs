@@ -69,7 +69,8 @@ pub async fn get_viewer() -> Result<Option<Viewer>, ServerFnError> {
 #[server(prefix = "/api/fn", endpoint = "login_options")]
 pub async fn get_login_options() -> Result<LoginOptions, ServerFnError> {
     let core = crate::ssr::core()?;
-    let setup_required = !pulse_core::store::users::any_local_admin(&core.db)
+    let setup_required = !core
+        .has_local_admin()
         .await
         .map_err(crate::ssr::internal("reading accounts"))?;
     let sso_providers = core
@@ -290,10 +291,7 @@ pub async fn get_auth_settings() -> Result<AuthSettings, ServerFnError> {
         .await
         .map_err(crate::ssr::internal("reading the account"))?
         .is_some();
-    let stored_hide = pulse_core::store::settings::get_bool(&core.db, pulse_core::store::settings::HIDE_LOCAL_LOGIN)
-        .await
-        .map_err(crate::ssr::internal("reading settings"))?
-        .unwrap_or(false);
+    let stored_hide = core.stored_hide_local_login();
     // Locks are an administrator's business only.
     let locks = if user.is_admin() {
         pulse_core::store::lockout::current_locks(&core.db, core.clock.now())

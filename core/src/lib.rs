@@ -45,6 +45,11 @@ pub struct Core {
     /// Bindings of revoked sessions that might still be presented, with the reason; checked on
     /// every request.
     revoked: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// The stored "hide local login form" toggle, read on every login page and status request;
+    /// written only through [`Core::store_hide_local_login`].
+    hide_stored: std::sync::atomic::AtomicBool,
+    /// Set once a local administrator exists (accounts are never deleted, so it never unsets).
+    local_admin_exists: std::sync::atomic::AtomicBool,
 }
 
 /// What start-up found, for the operator's log.
@@ -114,6 +119,9 @@ impl Core {
             .await?
             .into_iter()
             .collect();
+        let hide_stored = settings::get_bool(&db, settings::HIDE_LOCAL_LOGIN)
+            .await?
+            .unwrap_or(false);
         let core = Core {
             config,
             db,
@@ -123,6 +131,8 @@ impl Core {
             oidc,
             refresh: Default::default(),
             revoked: std::sync::RwLock::new(revoked),
+            hide_stored: hide_stored.into(),
+            local_admin_exists: false.into(),
         };
         let bootstrap_admin = core.apply_bootstrap_admin().await?;
         let setup_token = if users::any_local_admin(&core.db).await? {
@@ -190,12 +200,37 @@ impl Core {
     /// Whether the local form is hidden (environment or stored toggle). Hiding never applies
     /// while SSO is not usable, so nobody can be locked out by it.
     pub async fn hide_local_login(&self) -> Result<bool, sqlx::Error> {
-        let requested = match self.config.hide_local_login {
-            Some(from_env) => from_env,
-            None => settings::get_bool(&self.db, settings::HIDE_LOCAL_LOGIN)
-                .await?
-                .unwrap_or(false),
-        };
+        let requested = self
+            .config
+            .hide_local_login
+            .unwrap_or_else(|| self.stored_hide_local_login());
         Ok(requested && self.oidc.active().is_some())
+    }
+
+    /// The stored toggle (what the environment may override).
+    pub fn stored_hide_local_login(&self) -> bool {
+        self.hide_stored.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stores the toggle; the in-memory copy changes only once the database has it.
+    pub async fn store_hide_local_login(&self, hide: bool) -> Result<(), sqlx::Error> {
+        let value = if hide { "true" } else { "false" };
+        settings::set(&self.db, settings::HIDE_LOCAL_LOGIN, value, self.clock.now()).await?;
+        self.hide_stored.store(hide, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether a local administrator exists (else the setup page is offered). Asked on every
+    /// login page; once true it stays true, so only the first "no" costs a query each time.
+    pub async fn has_local_admin(&self) -> Result<bool, sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        if self.local_admin_exists.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        let exists = users::any_local_admin(&self.db).await?;
+        if exists {
+            self.local_admin_exists.store(true, Ordering::SeqCst);
+        }
+        Ok(exists)
     }
 }

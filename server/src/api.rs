@@ -50,7 +50,8 @@ pub async fn security_status(
     let user = session::current_user(&session)
         .await
         .map_err(|e| ApiError::internal("reading the session", e))?;
-    let has_authentication = pulse_core::store::users::any_local_admin(&core.db)
+    let has_authentication = core
+        .has_local_admin()
         .await
         .map_err(|e| ApiError::internal("reading accounts", e))?;
     let sso_providers: Vec<Value> = core

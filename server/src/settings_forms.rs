@@ -10,7 +10,7 @@ use pulse_core::{
     auth::{self, ChangePasswordError},
     secrecy::SecretString,
     session::{self, SessionUser},
-    store::{lockout, settings},
+    store::lockout,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -106,14 +106,7 @@ pub async fn set_hide_local_login(
                     }
                 }
             }
-            if let Err(err) = settings::set(
-                &core.db,
-                settings::HIDE_LOCAL_LOGIN,
-                if hide { "true" } else { "false" },
-                core.clock.now(),
-            )
-            .await
-            {
+            if let Err(err) = core.store_hide_local_login(hide).await {
                 tracing::error!(error = %err, "saving the hide-local-login toggle failed");
                 return back("error=internal");
             }

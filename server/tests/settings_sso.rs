@@ -374,7 +374,7 @@ async fn settings_saved_in_the_screen_apply_at_once_and_sso_sign_in_works() -> T
 #[tokio::test]
 async fn test_connection_passes_against_a_working_provider_and_unlocks_hiding_the_form() -> TestResult {
     let op = TestOp::start().await?;
-    let app = spawn_app_with_admin().await;
+    let mut app = spawn_app_with_admin().await;
     app.login_as_admin().await?;
     let issuer = op.issuer();
     post_sso(&app, &provider_form(&issuer, CLIENT_SECRET, "save")).await?;
@@ -404,6 +404,9 @@ async fn test_connection_passes_against_a_working_provider_and_unlocks_hiding_th
         .await?;
     assert!(location(&accepted).ends_with("result=saved"), "{}", location(&accepted));
     assert_eq!(app.status().await?["hideLocalLogin"], true);
+    app.restart().await;
+    assert_eq!(app.status().await?["hideLocalLogin"], true, "still hidden after a restart");
+    app.login_as_admin().await?;
 
     // A new secret has not been tested: the record no longer vouches for the settings in force.
     post_sso(&app, &[("intent", "save"), ("client_secret", "a-new-untested-secret")]).await?;

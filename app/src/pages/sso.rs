@@ -604,7 +604,9 @@ fn Fieldsets(state: SsoForm) -> impl IntoView {
             .and_then(|f| f.managed_by.clone());
         field_spec(name)
             // Erased: the whole form as one nested type is too deep for the release build.
-            .map(|spec| view! { <SettingField spec=spec value=drawn.get(name) managed_by=managed_by state=state/> }.into_any())
+            .map(|spec| {
+                view! { <SettingField spec=spec value=drawn.get(name) managed_by=managed_by state=state/> }.into_any()
+            })
     };
     let provider_head = (field("issuer_url"), field("client_id"));
     let redirect = field("redirect_url");
