@@ -795,13 +795,15 @@ fn table(results: &Value, bundle: &bundle::Bundle) -> String {
     rows.push([
         "7 Bundle wasm+js (css)".into(),
         format!(
-            "raw {}, gzip {}, brotli {} (css {} / {} / {})",
+            "raw {}, gzip {}, brotli {} (css {} / {} / {}); lazy settings chunks ({}) brotli {}",
             kb(Some(bundle.wasm.raw + bundle.js.raw)),
             kb(bundle.wasm.gzip.zip(bundle.js.gzip).map(|(a, b)| a + b)),
             kb(bundle.wasm_js_brotli()),
             kb(Some(bundle.css.raw)),
             kb(bundle.css.gzip),
-            kb(bundle.css.brotli)
+            kb(bundle.css.brotli),
+            bundle.lazy_chunk_count,
+            kb(bundle.lazy_chunks.brotli)
         ),
         "brotli ≤ 200 KB".into(),
         met(&r["bundle"]["met"]).into(),

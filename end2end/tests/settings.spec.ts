@@ -6,7 +6,7 @@
 import type { Page } from '@playwright/test';
 import { CLIENT_ID, CLIENT_SECRET } from '../idp/idp.mjs';
 import { test, expect, ADMIN, adminEnv, gotoHydrated } from './fixtures';
-import { ALICE, SSO_BUTTON, expectSsoDashboard, signIn, signInWithSso } from './helpers';
+import { ALICE, SSO_BUTTON, expectSsoDashboard, signIn, signInWithSso, submitLogin } from './helpers';
 
 const SSO_PAGE = '/settings/security/sso';
 const AUTH_PAGE = '/settings/security/authentication';
@@ -154,6 +154,32 @@ test.describe('fields set by environment variables', () => {
     await page.reload();
     await expect(page.locator('#client_id')).toHaveValue('pulse');
     await expect(page.locator('#issuer_url')).toHaveValue('https://auth.example.com/application/o/pulse/');
+  });
+});
+
+test.describe('code splitting', () => {
+  test.use({ pulseEnv: adminEnv });
+
+  test('the login page does not download the settings screens; a settings screen loads its own', async ({
+    page,
+    pulse,
+  }) => {
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(new URL(request.url()).pathname));
+    await gotoHydrated(page, '/login');
+    expect(requested).toContain('/pkg/pulse.wasm');
+    expect(requested.filter((path) => path.startsWith('/pkg/split_'))).toEqual([]);
+
+    await submitLogin(page, ADMIN.username, ADMIN.password);
+    await expect(page).toHaveURL(`${pulse.baseURL}/`);
+    await gotoHydrated(page, SSO_PAGE);
+    expect(requested.filter((path) => path.startsWith('/pkg/split_'))).toEqual([
+      expect.stringMatching(/^\/pkg\/split___sso_route_view_\w+\.wasm$/),
+    ]);
+    // Hydrated from its chunk: inline validation works.
+    await page.locator('#scopes').fill('profile');
+    await page.locator('#display_name').focus();
+    await expect(page.locator('#scopes-error')).toContainText('must include openid');
   });
 });
 

@@ -405,7 +405,11 @@ async fn test_connection_passes_against_a_working_provider_and_unlocks_hiding_th
     assert!(location(&accepted).ends_with("result=saved"), "{}", location(&accepted));
     assert_eq!(app.status().await?["hideLocalLogin"], true);
     app.restart().await;
-    assert_eq!(app.status().await?["hideLocalLogin"], true, "still hidden after a restart");
+    assert_eq!(
+        app.status().await?["hideLocalLogin"],
+        true,
+        "still hidden after a restart"
+    );
     app.login_as_admin().await?;
 
     // A new secret has not been tested: the record no longer vouches for the settings in force.
