@@ -55,11 +55,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
-                    <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
-                    // The settings screens are split out of the main WebAssembly module (`cargo leptos
-                    // --split`): the login page does not download them.
+                    <Route path=path!("/setup") view={Lazy::<SetupRoute>::new()} ssr=SsrMode::Async/>
+                    // Every page but the login page is split out of the main WebAssembly module
+                    // (`cargo leptos --split`): the login page does not download them.
                     <Route path=path!("/settings/security/sessions") view={Lazy::<SessionsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/settings/security/authentication") view={Lazy::<AuthenticationRoute>::new()} ssr=SsrMode::Async/>
@@ -70,7 +70,8 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// A settings screen loaded on demand: its code is its own WebAssembly chunk.
+/// A page loaded on demand: its code is its own WebAssembly chunk. Only the login page (the one
+/// every visitor meets first, and the budget's subject) stays in the main module.
 macro_rules! lazy_screen {
     ($route:ident, $page:ident) => {
         struct $route;
@@ -92,3 +93,5 @@ lazy_screen!(SsoRoute, SsoPage);
 lazy_screen!(AuthenticationRoute, AuthenticationPage);
 lazy_screen!(SessionsRoute, SessionsPage);
 lazy_screen!(AuditRoute, AuditPage);
+lazy_screen!(HomeRoute, HomePage);
+lazy_screen!(SetupRoute, SetupPage);
