@@ -105,6 +105,24 @@ pub fn submitter_value(ev: &SubmitEvent) -> Option<String> {
     }
 }
 
+/// Whether focus is moving to a button (a click on Save or Test connection). Inline validation
+/// then waits: its answer could move the button between the press and the release of the click,
+/// and the submit validates everything anyway.
+pub fn focus_moves_to_button(ev: &FocusEvent) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        ev.related_target()
+            .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|element| element.tag_name().eq_ignore_ascii_case("button"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        false
+    }
+}
+
 /// The `name` of the form control that just lost focus.
 pub fn focus_target_name(ev: &FocusEvent) -> Option<String> {
     #[cfg(feature = "hydrate")]

@@ -497,7 +497,7 @@ fn SsoEditor(screen: SsoScreen) -> impl IntoView {
         state.touched.update(|touched| {
             touched.insert(name);
         });
-        if !state.submitting_now() {
+        if !state.submitting_now() && !browser::focus_moves_to_button(&ev) {
             state.post("validate".to_owned());
         }
     };
