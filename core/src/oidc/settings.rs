@@ -146,10 +146,10 @@ impl OidcEnv {
                 "OIDC_USERNAME_CLAIM" => settings.username_claim = value,
                 "OIDC_EMAIL_CLAIM" => settings.email_claim = value,
                 "OIDC_GROUPS_CLAIM" => settings.groups_claim = value,
-                "OIDC_ALLOWED_GROUPS" => settings.allowed_groups = split_list(&value),
-                "OIDC_ALLOWED_DOMAINS" => settings.allowed_domains = split_list(&value),
-                "OIDC_ALLOWED_EMAILS" => settings.allowed_emails = split_list(&value),
-                "OIDC_ADMIN_GROUPS" => settings.admin_groups = split_list(&value),
+                "OIDC_ALLOWED_GROUPS" => settings.allowed_groups = split_names(&value),
+                "OIDC_ALLOWED_DOMAINS" => settings.allowed_domains = split_names(&value),
+                "OIDC_ALLOWED_EMAILS" => settings.allowed_emails = split_names(&value),
+                "OIDC_ADMIN_GROUPS" => settings.admin_groups = split_names(&value),
                 "OIDC_DISPLAY_NAME" => settings.display_name = value,
                 "OIDC_PROMPT" => settings.prompt = value,
                 "OIDC_CA_BUNDLE" => settings.ca_bundle = value,
@@ -167,6 +167,17 @@ pub fn split_list(value: &str) -> Vec<String> {
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Splits a list of names from an environment variable: with a comma or a line break in it, only
+/// those separate (so a group such as "authentik Admins" keeps its space); otherwise whitespace
+/// does, as in `OIDC_ALLOWED_GROUPS="admins ops"`.
+pub fn split_names(value: &str) -> Vec<String> {
+    if value.contains([',', '\n', '\r']) {
+        split_lines(value)
+    } else {
+        split_list(value)
+    }
 }
 
 /// Loopback hosts may use plain http (a provider on the same machine); everything else https.
@@ -556,6 +567,16 @@ mod tests {
         assert_eq!(env.managing("client_secret"), Some("OIDC_CLIENT_SECRET"));
         assert_eq!(env.managing("client_id"), None);
         assert!(!format!("{env:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn names_with_spaces_survive_when_commas_separate_them() {
+        assert_eq!(
+            split_names("authentik Admins, pulse-users"),
+            ["authentik Admins", "pulse-users"]
+        );
+        assert_eq!(split_names("admins ops"), ["admins", "ops"]);
+        assert_eq!(split_names("admins\nops"), ["admins", "ops"]);
     }
 
     #[test]
