@@ -157,6 +157,21 @@ test.describe('fields set by environment variables', () => {
   });
 });
 
+test.describe('the redirect URL', () => {
+  test.use({ pulseEnv: adminEnv });
+
+  test('is shown as Pulse sends it and the Copy button copies exactly that', async ({ page, pulse, context }) => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: pulse.baseURL });
+    await signIn(page, pulse.baseURL, ADMIN.username, ADMIN.password);
+    await gotoHydrated(page, SSO_PAGE);
+    const sent = `${pulse.baseURL}/api/oidc/callback`;
+    await expect(page.getByTestId('redirect-url-sent')).toHaveText(sent);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await expect(page.getByTestId('copy-status')).toHaveText('Copied');
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(sent);
+  });
+});
+
 test.describe('code splitting', () => {
   test.use({ pulseEnv: adminEnv });
 
