@@ -11,7 +11,6 @@ pub mod forms;
 pub mod oidc;
 pub mod pages;
 pub mod security;
-pub mod session_cache;
 pub mod settings_forms;
 pub mod sso_forms;
 pub mod state;
@@ -66,8 +65,8 @@ pub fn find_site_root() -> PathBuf {
     PathBuf::from("target/site")
 }
 
-/// Sessions are read from memory and written through to SQLite (`session_cache`).
-pub type SessionStore = session_cache::CachedStore<SqliteStore>;
+/// The session store in use (SQLite).
+pub type SessionStore = SqliteStore;
 
 pub fn router(state: AppState, session_layer: SessionManagerLayer<SessionStore>) -> Router {
     let routes = generate_route_list(App);
@@ -186,8 +185,7 @@ impl Application {
         store.migrate().await.map_err(BuildError::Sessions)?;
         tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
         tokio::spawn(prune_audit_log(core.db.clone()));
-        let cached = session_cache::CachedStore::new(store, session_cache::CAPACITY);
-        let session_layer = SessionManagerLayer::new(cached)
+        let session_layer = SessionManagerLayer::new(store)
             .with_name(SESSION_COOKIE_NAME)
             .with_same_site(SameSite::Lax)
             .with_http_only(true)
