@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    lazy_route, path, Lazy, LazyRoute, SsrMode,
+    path, SsrMode,
 };
 
 use crate::pages::{
@@ -55,43 +55,15 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
-                    <Route path=path!("/setup") view={Lazy::<SetupRoute>::new()} ssr=SsrMode::Async/>
-                    // Every page but the login page is split out of the main WebAssembly module
-                    // (`cargo leptos --split`): the login page does not download them.
-                    <Route path=path!("/settings/security/sessions") view={Lazy::<SessionsRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/settings/security/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/settings/security/authentication") view={Lazy::<AuthenticationRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/settings/security/sso") view={Lazy::<SsoRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/sessions") view=SessionsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/authentication") view=AuthenticationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/security/sso") view=SsoPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
     }
 }
-
-/// A page loaded on demand: its code is its own WebAssembly chunk. Only the login page (the one
-/// every visitor meets first, and the budget's subject) stays in the main module.
-macro_rules! lazy_screen {
-    ($route:ident, $page:ident) => {
-        struct $route;
-
-        #[lazy_route]
-        impl LazyRoute for $route {
-            fn data() -> Self {
-                $route
-            }
-
-            fn view(_this: Self) -> AnyView {
-                view! { <$page/> }.into_any()
-            }
-        }
-    };
-}
-
-lazy_screen!(SsoRoute, SsoPage);
-lazy_screen!(AuthenticationRoute, AuthenticationPage);
-lazy_screen!(SessionsRoute, SessionsPage);
-lazy_screen!(AuditRoute, AuditPage);
-lazy_screen!(HomeRoute, HomePage);
-lazy_screen!(SetupRoute, SetupPage);

@@ -6,7 +6,7 @@
 import type { Page } from '@playwright/test';
 import { CLIENT_ID, CLIENT_SECRET } from '../idp/idp.mjs';
 import { test, expect, ADMIN, adminEnv, gotoHydrated, waitForHydration } from './fixtures';
-import { ALICE, SSO_BUTTON, expectSsoDashboard, signIn, signInWithSso, submitLogin } from './helpers';
+import { ALICE, SSO_BUTTON, expectSsoDashboard, signIn, signInWithSso } from './helpers';
 
 const SSO_PAGE = '/settings/security/sso';
 const AUTH_PAGE = '/settings/security/authentication';
@@ -172,34 +172,6 @@ test.describe('the redirect URL', () => {
   });
 });
 
-test.describe('code splitting', () => {
-  test.use({ pulseEnv: adminEnv });
-
-  test('the login page downloads no other page; a settings screen loads its own chunk', async ({
-    page,
-    pulse,
-  }) => {
-    const requested: string[] = [];
-    page.on('request', (request) => requested.push(new URL(request.url()).pathname));
-    await gotoHydrated(page, '/login');
-    expect(requested).toContain('/pkg/pulse.wasm');
-    expect(requested.filter((path) => path.startsWith('/pkg/split_'))).toEqual([]);
-
-    await submitLogin(page, ADMIN.username, ADMIN.password);
-    await expect(page).toHaveURL(`${pulse.baseURL}/`);
-    await waitForHydration(page);
-    requested.length = 0;
-    await gotoHydrated(page, SSO_PAGE);
-    expect(requested.filter((path) => path.startsWith('/pkg/split_'))).toEqual([
-      expect.stringMatching(/^\/pkg\/split___sso_route_view_\w+\.wasm$/),
-    ]);
-    // Hydrated from its chunk: inline validation works.
-    await page.locator('#scopes').fill('profile');
-    await page.locator('#display_name').focus();
-    await expect(page.locator('#scopes-error')).toContainText('must include openid');
-  });
-});
-
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false, pulseEnv: adminEnv });
 
@@ -236,6 +208,9 @@ test.describe('a viewer', () => {
     for (const path of [SSO_PAGE, AUTH_PAGE, '/settings/security/audit']) {
       const response = await page.goto(path);
       expect(response?.status(), path).toBe(403);
+      // Hydrated without errors (the fixture fails the test on any): an earlier attempt at lazy
+      // routes broke hydration for single sign-on sessions, and only this wait showed it.
+      await waitForHydration(page);
       await expect(page.locator('form[action="/settings/security/sso"]')).toHaveCount(0);
     }
     await expect(page.getByText('Only administrators')).toBeVisible();

@@ -4,7 +4,5 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    // The settings screens are lazily loaded routes (their own wasm chunks): hydration waits
-    // for the chunk of the page being shown.
-    leptos::mount::hydrate_lazy(pulse_app::App);
+    leptos::mount::hydrate_body(pulse_app::App);
 }
